@@ -59,8 +59,9 @@ func (a *account) String() string {
 
 // checkReachable fails unless the account can walk down to path: every
 // directory on the way must be searchable (x) for it. Only mode bits are
-// considered, which is what a default system relies on.
-func checkReachable(path string, a *account) error {
+// considered, which is what a default system relies on. elsewhere tells the
+// user how to choose another place.
+func checkReachable(path string, a *account, elsewhere string) error {
 	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		return err
@@ -72,8 +73,8 @@ func checkReachable(path string, a *account) error {
 		}
 		if !a.canSearch(info) {
 			return fmt.Errorf("PostgreSQL cannot run as root, so it runs as user %s, and that user cannot enter %s (mode %v, owner uid %d): "+
-				"choose a data directory outside it, e.g. --data-dir /var/lib/causality, or let other users through with `chmod o+x %s`",
-				a, dir, info.Mode().Perm(), ownerOf(info), dir)
+				"%s, or let other users through with `chmod o+x %s`",
+				a, dir, info.Mode().Perm(), ownerOf(info), elsewhere, dir)
 		}
 		if dir == filepath.Dir(dir) {
 			return nil

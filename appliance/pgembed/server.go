@@ -124,7 +124,7 @@ func start(ctx context.Context, opts Options, bundle fs.FS) (*Server, error) {
 		return nil, err
 	}
 	if acct != nil {
-		if err := checkReachable(filepath.Join(binaries, "bin"), acct); err != nil {
+		if err := checkReachable(filepath.Join(binaries, "bin"), acct, "put PostgreSQL elsewhere (--pg-binaries)"); err != nil {
 			return nil, err
 		}
 	}
@@ -395,7 +395,7 @@ func prepareDir(l layout, acct *account) error {
 	if err := os.Chmod(l.dir, mode); err != nil {
 		return err
 	}
-	return checkReachable(l.dir, acct)
+	return checkReachable(l.dir, acct, "choose a data directory outside it, e.g. --data-dir /var/lib/causality")
 }
 
 // prepareCluster creates cluster/ and an empty run/, and hands them and
