@@ -15,6 +15,20 @@ import (
 // ns/event divides ns/op by the events an op handles; cpu-ns/event is the
 // process's CPU time (GC included) per event, which, unlike wall time, holds
 // on a busy machine. Run with -cpu=1 so that it is one core's work.
+//
+// 2026-11-27, AMD EPYC (Oxide virtual "Turin-like"), 2 vCPUs, Go 1.26.8,
+// -cpu=1, realistic events of ~540 JSON bytes (full device context):
+//
+//	DecodeBatchJSON100             1.86 µs/event  20 allocs/event
+//	DecodeBatchJSON100Protojson   11.1  µs/event  94 allocs/event (without the fast path)
+//	DecodeBatchProto100            1.30 µs/event  20 allocs/event
+//	Validate                       5 ns           0 allocs
+//	ValidateProtovalidate          1.87 µs        0 allocs (why Validate is hand-written)
+//	Subject                        77 ns          1 alloc
+//	Normalize (assigns a UUIDv7)   290 ns         2 allocs
+//	DedupKey                       144 ns         1 alloc
+//	IngestPath100 json / proto     2.5 / 1.8 µs/event (decode, validate, normalize, key, subject)
+//	EncodeBatchResponse100 json    85 ns/event    (protojson: ~1.6 µs/event)
 
 // realisticBatch returns n events as an SDK sends them: the session of
 // batch_mixed.json (ten events of mixed kinds) repeated, each with its own id

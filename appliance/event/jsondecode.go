@@ -19,9 +19,10 @@ import (
 // A fast path for JSON bodies.
 //
 // protojson decodes a realistic event (about 540 bytes with its device
-// context) in 10 to 15 µs and some 90 allocations: more than the ingest path
-// may spend on an event in total. unmarshalJSONFast reads the same JSON four
-// to five times faster, but only what it is sure about: plain JSON for the
+// context) in about 11 µs and 94 allocations: more than the ingest path may
+// spend on an event in total. unmarshalJSONFast reads the same JSON in under
+// 2 µs and 20 allocations (as many as binary protobuf), but only what it is
+// sure about: plain JSON for the
 // field kinds of the wire contract (strings, bools, integers, floats, enums,
 // messages, repeated fields, string-keyed maps), field names in either form,
 // unknown fields (skipped, as protojson does with DiscardUnknown). At the
