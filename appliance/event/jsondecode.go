@@ -22,16 +22,16 @@ import (
 // context) in about 11 µs and 94 allocations: more than the ingest path may
 // spend on an event in total. unmarshalJSONFast reads the same JSON in under
 // 2 µs and 20 allocations (as many as binary protobuf), but only what it is
-// sure about: plain JSON for the
-// field kinds of the wire contract (strings, bools, integers, floats, enums,
-// messages, repeated fields, string-keyed maps), field names in either form,
-// unknown fields (skipped, as protojson does with DiscardUnknown). At the
-// first thing it does not handle or that is not valid (a syntax error, a
-// duplicate field, a number in a form it does not read, NaN, an escaped field
-// name...) it gives up, and decode runs protojson on the body from scratch:
-// protojson stays the reference for what is accepted and for every error
-// message. Tests (and fuzz targets) check that whatever the fast path
-// accepts, protojson decodes to the same message.
+// sure about: plain JSON for the field kinds of the wire contract (strings,
+// bools, integers, floats, enums, messages, repeated fields, string-keyed
+// maps), field names in either form, unknown fields (skipped, as protojson
+// does with DiscardUnknown). At the first thing it does not handle or that is
+// not valid (a syntax error, a duplicate field, a number in a form it does not
+// read, NaN, an escaped field name...) it gives up, and decode runs protojson
+// on the body from scratch: protojson stays the reference for what is
+// accepted and for every error message. Tests (a random differential test and
+// the fuzz targets) check that whatever the fast path accepts, protojson
+// decodes to the same message.
 
 // maxSkipDepth bounds the nesting of unknown JSON values the fast path skips;
 // deeper ones are left to protojson.
