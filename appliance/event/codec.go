@@ -48,18 +48,27 @@ var protoMediaTypes = map[string]bool{
 	"application/octet-stream":        true,
 }
 
+// Media types read as JSON besides application/json, for clients that cannot or do not
+// label their JSON: `curl -d` sends application/x-www-form-urlencoded, and a browser's
+// sendBeacon or a CORS "simple" request (no preflight) sends text/plain. A body in any of
+// them that is not JSON still gets a clear 400.
+var lenientJSONMediaTypes = map[string]bool{
+	"text/plain":                        true,
+	"application/x-www-form-urlencoded": true,
+}
+
 // bodyFormat maps a raw Content-Type header value to the body's format.
-// JSON is application/json with no charset or a UTF-8 one (protojson reads
-// UTF-8 only); protobuf is any of protoMediaTypes.
+// JSON is application/json (or a lenient type above, or no Content-Type at all) with no
+// charset or a UTF-8 one (protojson reads UTF-8 only); protobuf is any of protoMediaTypes.
 func bodyFormat(contentType string) (format, error) {
 	if strings.TrimSpace(contentType) == "" {
-		return 0, fmt.Errorf("%w: Content-Type is missing; send application/json or application/x-protobuf", ErrUnsupportedMediaType)
+		return formatJSON, nil
 	}
 	mt, params, err := mime.ParseMediaType(contentType)
 	if err != nil {
 		return 0, fmt.Errorf("%w %q: send application/json or application/x-protobuf", ErrUnsupportedMediaType, contentType)
 	}
-	if mt == "application/json" {
+	if mt == "application/json" || lenientJSONMediaTypes[mt] {
 		switch cs := strings.ToLower(params["charset"]); cs {
 		case "", "utf-8", "utf8", "us-ascii":
 			return formatJSON, nil

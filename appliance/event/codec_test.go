@@ -179,11 +179,13 @@ func TestDecodeContentTypes(t *testing.T) {
 		{"application/json; charset=us-ascii", true},
 		{"application/json; charset=iso-8859-1", false},
 		{"application/json; charset=utf-16", false},
-		{"", false},
-		{"  ", false},
-		{"text/plain", false},
+		{"", true},
+		{"  ", true},
+		{"text/plain", true},
+		{"text/plain; charset=UTF-8", true},
 		{"text/json", false},
-		{"application/x-www-form-urlencoded", false},
+		{"application/x-www-form-urlencoded", true},
+		{"application/xml", false},
 		{"multipart/form-data; boundary=x", false},
 		{"application/jsonx", false},
 		{"application/json; charset", false},
@@ -203,8 +205,8 @@ func TestDecodeContentTypes(t *testing.T) {
 			t.Errorf("batch %q: error %v, want ErrUnsupportedMediaType", tt.contentType, err)
 		}
 	}
-	_, err := DecodeSingle("text/plain", body)
-	if want := `unsupported media type "text/plain": send application/json or application/x-protobuf`; err == nil || err.Error() != want {
+	_, err := DecodeSingle("text/csv", body)
+	if want := `unsupported media type "text/csv": send application/json or application/x-protobuf`; err == nil || err.Error() != want {
 		t.Errorf("error %v, want %q", err, want)
 	}
 }
