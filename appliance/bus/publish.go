@@ -37,6 +37,14 @@ type Result struct {
 // every message carries its dedup id).
 func (b *Bus) Publish(ctx context.Context, msgs []Message) ([]Result, error) {
 	results := make([]Result, len(msgs))
+	if !b.nc.IsConnected() {
+		// While reconnecting the client would buffer and the caller would wait out its
+		// timeout; tell it now so that clients retry elsewhere or later.
+		for i := range results {
+			results[i].Err = fmt.Errorf("%w: not connected to nats", ErrUnavailable)
+		}
+		return results, nil
+	}
 	futures := make([]jetstream.PubAckFuture, len(msgs))
 	for i, m := range msgs {
 		msg := &nats.Msg{Subject: m.Subject, Data: m.Data, Header: nats.Header{}}

@@ -29,6 +29,7 @@ type Config struct {
 	NATSListen     string // empty: embedded server takes no TCP clients
 	NATSSync       string // "interval" or "always"
 	DedupWindow    time.Duration
+	DedupMaxIDs    int
 	StreamMaxAge   time.Duration
 	StreamMaxBytes ByteSize
 
@@ -69,6 +70,7 @@ func Parse(args []string, lookupEnv func(string) (string, bool), out io.Writer) 
 	fs.StringVar(&c.NATSListen, "nats-listen", "", "let tools connect to the embedded NATS server at this address, e.g. 127.0.0.1:4222 (empty: in-process only)")
 	fs.StringVar(&c.NATSSync, "nats-sync", SyncInterval, "embedded JetStream durability: interval (survives a killed process) or always (fsync every write, survives a power cut)")
 	fs.DurationVar(&c.DedupWindow, "dedup-window", 2*time.Minute, "a repeated id or idempotency_key inside this window is answered duplicate and stored once")
+	fs.IntVar(&c.DedupMaxIDs, "dedup-max-ids", 1_000_000, "most event ids the embedded JetStream remembers for dedup (about 110 bytes each); above it the window shortens to fit")
 	fs.DurationVar(&c.StreamMaxAge, "stream-max-age", 7*24*time.Hour, "how long the EVENTS stream keeps events")
 	c.StreamMaxBytes = 10 * GiB
 	fs.Var(&c.StreamMaxBytes, "stream-max-bytes", "size limit of the EVENTS stream; when full, ingest answers 503 instead of dropping events")
@@ -165,6 +167,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DedupWindow < time.Second {
 		bad("dedup-window", "must be at least 1s")
+	}
+	if c.DedupMaxIDs < 10_000 {
+		bad("dedup-max-ids", "must be at least 10000")
 	}
 	if c.StreamMaxAge < time.Minute {
 		bad("stream-max-age", "must be at least 1m")

@@ -28,6 +28,8 @@ type Metrics struct {
 	HTTPDuration *prometheus.HistogramVec
 	// EventsTotal counts events by result; rejected ones also by reason.
 	EventsTotal *prometheus.CounterVec
+	// DedupWindow is the duplicate window in force (shorter than configured under load).
+	DedupWindow prometheus.Gauge
 }
 
 // New makes a registry with the process and Go runtime collectors and the shared metrics.
@@ -49,8 +51,12 @@ func New() *Metrics {
 			Name: "causality_events_total",
 			Help: "Events received, by result: accepted (stored), duplicate (stored before, dropped), rejected (invalid or refused).",
 		}, []string{"result"}),
+		DedupWindow: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "causality_dedup_window_seconds",
+			Help: "Duplicate window in force: a repeated event id inside it is stored once. Shortened under load to bound memory (--dedup-max-ids).",
+		}),
 	}
-	reg.MustRegister(m.HTTPRequests, m.HTTPDuration, m.EventsTotal)
+	reg.MustRegister(m.HTTPRequests, m.HTTPDuration, m.EventsTotal, m.DedupWindow)
 	// Pre-create the series so dashboards see zeros instead of nothing.
 	for _, r := range []string{Accepted, Rejected, Duplicate} {
 		m.EventsTotal.WithLabelValues(r)
