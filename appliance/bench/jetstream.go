@@ -13,6 +13,7 @@ import (
 
 	"github.com/causality-io/causality/appliance/bus"
 	"github.com/causality-io/causality/appliance/event"
+	causalityv1 "github.com/causality-io/causality/gen/causality/v1"
 )
 
 // Status names of the JetStream target, in report order: a publish call is "acked" when
@@ -71,7 +72,7 @@ func buildMessages(gen *eventGen, opts bodyOptions) (*MsgSet, error) {
 			}
 			putHex(data[t.idAt:], 0)
 		} else {
-			t.msgID = opts.app + ":" + event.DedupKey(e) // what the ingest path sends
+			t.msgID = event.DedupKey(e) // what the ingest path sends
 		}
 		s.maxData = max(s.maxData, len(data))
 		s.msgs = append(s.msgs, t)
@@ -122,14 +123,12 @@ func (s *jsSender) send(seq uint64) outcome {
 			copy(d, t.data)
 			putHex(d[t.idAt:], base+uint64(i))
 			m.Data = d
-			// Same shape as the ingest path's "<app>:<32 hex>" (a hash there).
-			s.msgID = append(s.msgID[:0], set.app...)
-			s.msgID = append(s.msgID, ':')
-			s.msgID = append(s.msgID, set.runID...)
+			// The same Nats-Msg-Id the ingest path derives from the event's id.
+			s.msgID = append(s.msgID[:0], set.runID...)
 			s.msgID = append(s.msgID, "00000000"...)
 			s.msgID = append(s.msgID, zeroID[:]...)
 			putHex(s.msgID[len(s.msgID)-idDigits:], base+uint64(i))
-			m.MsgID = string(s.msgID)
+			m.MsgID = event.DedupKey(&causalityv1.EventEnvelope{AppId: set.app, Id: string(s.msgID)})
 		}
 		s.out[i] = m
 	}

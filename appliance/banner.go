@@ -1,0 +1,55 @@
+package appliance
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// banner tells a person where to point a browser, the SDKs and tools, and where data lives.
+// The generated admin password is printed here, once, and never logged.
+func (a *Appliance) banner(generatedPassword string) {
+	base := "http://" + displayHost(a.listener.Addr().String())
+	abs, err := filepath.Abs(a.cfg.DataDir)
+	if err != nil {
+		abs = a.cfg.DataDir
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nCausality is ready (started in %s).\n\n", time.Since(a.startedAt).Round(10*time.Millisecond))
+	fmt.Fprintf(&b, "  Admin API        %s/api/v1/admin/  (HTTP Basic, user admin)\n", base)
+	fmt.Fprintf(&b, "  Ingest (SDKs)    POST %s/v1/events/batch  and  %s/v1/events/ingest  (header X-API-Key)\n", base, base)
+	fmt.Fprintf(&b, "  Health           %s/healthz  %s/readyz  %s/metrics\n", base, base, base)
+	if u := a.bus.ClientURL(); u != "" {
+		fmt.Fprintf(&b, "  NATS             %s  (stream EVENTS, subjects events.<app>.<category>.<type>)\n", u)
+	} else {
+		b.WriteString("  NATS             embedded, in-process only (set --nats-listen 127.0.0.1:4222 to let tools connect)\n")
+	}
+	if a.pg != nil {
+		fmt.Fprintf(&b, "  Postgres         embedded, %s\n", filepath.Join(abs, "postgres"))
+	} else {
+		b.WriteString("  Postgres         external (--database-url)\n")
+	}
+	fmt.Fprintf(&b, "  Data dir         %s\n", abs)
+	if generatedPassword != "" {
+		fmt.Fprintf(&b, "\n  Admin password (generated, shown only this once): %s\n", generatedPassword)
+		b.WriteString("  Change it with --admin-password; create an API key with:\n")
+		fmt.Fprintf(&b, "    curl -u admin:%s -X POST %s/api/v1/admin/keys -d '{\"app_id\":\"shop\",\"name\":\"web\"}'\n", generatedPassword, base)
+	}
+	b.WriteString("\n")
+	fmt.Fprint(a.out, b.String())
+}
+
+// displayHost turns a listen address into one a person can open on this machine: the
+// wildcard address becomes localhost.
+func displayHost(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
