@@ -33,9 +33,9 @@ test: bundle
 
 ## fuzz: each decoder fuzz target for FUZZTIME
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatchJSON$$' -fuzztime $(FUZZTIME) ./appliance/event
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatchProto$$' -fuzztime $(FUZZTIME) ./appliance/event
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSingleJSON$$' -fuzztime $(FUZZTIME) ./appliance/event
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatchJSON$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./appliance/event
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatchProto$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./appliance/event
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSingleJSON$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./appliance/event
 
 ## lint: gofmt, go vet, staticcheck
 lint:

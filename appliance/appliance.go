@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -56,7 +57,7 @@ type Appliance struct {
 func (a *Appliance) startDedupCap() {
 	d := &bus.DedupCap{
 		Bus: a.bus, MaxIDs: a.cfg.DedupMaxIDs, Configured: a.cfg.DedupWindow,
-		MinWindow: 10 * time.Second, Every: 5 * time.Second, Log: a.log.With("component", "bus"),
+		MinWindow: 10 * time.Second, Every: 2 * time.Second, Log: a.log.With("component", "bus"),
 		OnChange: func(w time.Duration) { a.metrics.DedupWindow.Set(w.Seconds()) },
 	}
 	a.background.Go(func() { d.Run(a.bgCtx) })
@@ -94,6 +95,11 @@ func (a *Appliance) postgresDied() <-chan error {
 // Start brings the components up in dependency order. On failure it stops what it started.
 func (a *Appliance) Start(ctx context.Context) (err error) {
 	a.startedAt = time.Now()
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && a.cfg.MemoryLimit > 0 {
+		// Most of the heap under load is JetStream's dedup index, which is live; without a
+		// limit the GC lets the heap double before collecting and RSS follows.
+		debug.SetMemoryLimit(int64(a.cfg.MemoryLimit))
+	}
 	defer func() {
 		if err != nil {
 			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)

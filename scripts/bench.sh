@@ -24,7 +24,7 @@ serve() {
     kill -0 "$pid" 2>/dev/null || { cat "$work/serve.log"; exit 1; }
     sleep 0.05
   done
-  echo $(( $(ms) - t0 ))
+  started_ms=$(( $(ms) - t0 ))
 }
 stop() { kill -TERM "$pid"; wait "$pid" || true; pid=; }
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$pid/status"; }
@@ -32,8 +32,8 @@ rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$pid/status"; }
 rate() { grep -m1 '^events' "$1" | grep -o '([0-9.]*/s)' | tr -d '(/s)'; }
 
 echo "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $("$BIN" version)"
-cold=$(serve); stop
-warm=$(serve)
+serve; cold=$started_ms; stop
+serve; warm=$started_ms
 echo "cold start ${cold} ms, warm start ${warm} ms (launch to /readyz 200)"
 sleep 10
 echo "idle RSS $(rss_mb) MiB"

@@ -5,6 +5,7 @@ package admin
 import (
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 
 	"github.com/go-chi/chi/v5"
 
@@ -35,6 +36,18 @@ func (a *API) Routes(r chi.Router) {
 		r.Delete("/keys/{id}", a.revokeKey)
 		r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 			httpjson.Error(w, http.StatusNotFound, "no such admin endpoint")
+		})
+	})
+	// Go's profiler, for the admin only: `go tool pprof -http : http://admin:PW@host/debug/pprof/profile`.
+	r.Route("/debug/pprof", func(r chi.Router) {
+		r.Use(a.auth.middleware)
+		r.Get("/", pprof.Index)
+		r.Get("/cmdline", pprof.Cmdline)
+		r.Get("/profile", pprof.Profile)
+		r.Get("/symbol", pprof.Symbol)
+		r.Get("/trace", pprof.Trace)
+		r.Get("/{profile}", func(w http.ResponseWriter, r *http.Request) {
+			pprof.Handler(chi.URLParam(r, "profile")).ServeHTTP(w, r)
 		})
 	})
 }

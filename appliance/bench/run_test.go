@@ -48,11 +48,11 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		http.Error(w, err.Error(), 400)
+		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	if r.Header.Get("X-API-Key") != "k1" {
-		http.Error(w, `{"error":"unknown or revoked API key"}`, 401)
+		http.Error(w, `{"error":"unknown or revoked API key"}`, http.StatusUnauthorized)
 		return
 	}
 	if f.status != nil {
@@ -68,7 +68,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if err != nil {
 			f.t.Errorf("gzip body: %v", err)
-			http.Error(w, err.Error(), 400)
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 	}
@@ -79,7 +79,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req, err := event.DecodeBatch(ctype, body)
 		if err != nil {
 			f.t.Errorf("DecodeBatch: %v", err)
-			http.Error(w, err.Error(), 400)
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		evs = req.GetEvents()
@@ -87,7 +87,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req, err := event.DecodeSingle(ctype, body)
 		if err != nil {
 			f.t.Errorf("DecodeSingle: %v", err)
-			http.Error(w, err.Error(), 400)
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		evs = []*causalityv1.EventEnvelope{req.GetEvent()}

@@ -42,6 +42,7 @@ type Config struct {
 	RateLimit       float64 // events per second per API key, 0: unlimited
 	CORSOrigins     []string
 	ShutdownTimeout time.Duration
+	MemoryLimit     ByteSize // soft limit for the Go heap; 0: none
 }
 
 // Sync policies of the embedded JetStream file store.
@@ -70,7 +71,7 @@ func Parse(args []string, lookupEnv func(string) (string, bool), out io.Writer) 
 	fs.StringVar(&c.NATSListen, "nats-listen", "", "let tools connect to the embedded NATS server at this address, e.g. 127.0.0.1:4222 (empty: in-process only)")
 	fs.StringVar(&c.NATSSync, "nats-sync", SyncInterval, "embedded JetStream durability: interval (survives a killed process) or always (fsync every write, survives a power cut)")
 	fs.DurationVar(&c.DedupWindow, "dedup-window", 2*time.Minute, "a repeated id or idempotency_key inside this window is answered duplicate and stored once")
-	fs.IntVar(&c.DedupMaxIDs, "dedup-max-ids", 1_000_000, "most event ids the embedded JetStream remembers for dedup (about 110 bytes each); above it the window shortens to fit")
+	fs.IntVar(&c.DedupMaxIDs, "dedup-max-ids", 500_000, "most event ids the embedded JetStream remembers for dedup (about 120 bytes each); above it the window shortens to fit")
 	fs.DurationVar(&c.StreamMaxAge, "stream-max-age", 7*24*time.Hour, "how long the EVENTS stream keeps events")
 	c.StreamMaxBytes = 10 * GiB
 	fs.Var(&c.StreamMaxBytes, "stream-max-bytes", "size limit of the EVENTS stream; when full, ingest answers 503 instead of dropping events")
@@ -82,6 +83,8 @@ func Parse(args []string, lookupEnv func(string) (string, bool), out io.Writer) 
 	fs.Var(&c.MaxBodyBytes, "max-body-bytes", "largest ingest request body, after gzip decompression")
 	fs.Float64Var(&c.RateLimit, "rate-limit", 100000, "events per second allowed per API key (0: unlimited)")
 	origins := fs.String("cors-origins", "*", "comma-separated origins allowed to send events from a browser")
+	c.MemoryLimit = 384 * MiB
+	fs.Var(&c.MemoryLimit, "memory-limit", "soft memory limit of the Go runtime: above it garbage is collected more eagerly (0: none; the GOMEMLIMIT variable, when set, wins)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop may take to drain requests and flush")
 
 	if err := fs.Parse(args); err != nil {
