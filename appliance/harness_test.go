@@ -38,7 +38,7 @@ const adminPassword = "correct horse battery"
 
 // dataDir makes a data dir that the unprivileged Postgres account can reach when the tests
 // run as root (t.TempDir is 0700).
-func dataDir(t *testing.T) string {
+func dataDir(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	for d := dir; d != os.TempDir() && d != "/" && d != "."; d = filepath.Dir(d) {
@@ -49,7 +49,7 @@ func dataDir(t *testing.T) string {
 	return filepath.Join(dir, "data")
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -60,7 +60,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // testConfig is what `causality serve` would parse from no flags, pointed at a test dir.
-func testConfig(t *testing.T, dir string) *config.Config {
+func testConfig(t testing.TB, dir string) *config.Config {
 	t.Helper()
 	cfg, err := config.Parse([]string{
 		"--data-dir", dir,
@@ -82,14 +82,14 @@ func testConfig(t *testing.T, dir string) *config.Config {
 
 // server is one running appliance under test.
 type server struct {
-	t    *testing.T
+	t    testing.TB
 	app  *appliance.Appliance
 	cfg  *config.Config
 	base string
 	out  *bytes.Buffer
 }
 
-func start(t *testing.T, cfg *config.Config) *server {
+func start(t testing.TB, cfg *config.Config) *server {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -116,7 +116,7 @@ func (s *server) stop() {
 	s.app = nil
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
@@ -130,7 +130,7 @@ type response struct {
 	body   []byte
 }
 
-func (r response) json(t *testing.T) map[string]any {
+func (r response) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -201,7 +201,7 @@ func (s *server) stored() []*causalityv1.EventEnvelope {
 	return readStream(s.t, "nats://"+s.cfg.NATSListen)
 }
 
-func readStream(t *testing.T, url string) []*causalityv1.EventEnvelope {
+func readStream(t testing.TB, url string) []*causalityv1.EventEnvelope {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -257,7 +257,7 @@ func readStream(t *testing.T, url string) []*causalityv1.EventEnvelope {
 	return out
 }
 
-func readFile(t *testing.T, name string) []byte {
+func readFile(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "testdata", "events", name))
 	if err != nil {

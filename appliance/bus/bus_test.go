@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -130,4 +131,39 @@ func TestDedupCapShortensAndRestoresTheLiveWindow(t *testing.T) {
 			t.Fatalf("window stuck at %v after the load stopped", w)
 		}
 	}
+}
+
+// BenchmarkPublish is the bare JetStream baseline of BenchmarkIngestBatch in appliance/:
+// 100-message batches of ~380-byte events with dedup ids, pipelined, waiting for acks.
+//
+//	go test -run '^$' -bench Publish -benchtime 20000x ./appliance/bus
+func BenchmarkPublish(b *testing.B) {
+	bus, err := Open(context.Background(), Options{
+		StoreDir: b.TempDir(), DedupWindow: 2 * time.Minute, MaxAge: time.Hour, MaxBytes: 8 << 30,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bus.Close()
+	data := make([]byte, 380)
+	var batchNo atomic.Int64
+	const perBatch = 100
+	b.SetParallelism(4)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		msgs := make([]Message, perBatch)
+		for pb.Next() {
+			n := batchNo.Add(1)
+			for i := range msgs {
+				msgs[i] = Message{Subject: "events.bench.screen.view", Data: data, MsgID: fmt.Sprintf("%016x%016x", n, i), ReceivedMs: 1}
+			}
+			if _, err := bus.Publish(context.Background(), msgs); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N*perBatch)/time.Since(start).Seconds(), "events/s")
 }
