@@ -24,19 +24,33 @@ func newBasicAuth(p *Passwords) *basicAuth {
 func (a *basicAuth) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, pass, ok := r.BasicAuth()
-		if ok && a.failures.Tokens() < 1 {
+		if ok && user == "admin" && a.passwords.Cached(pass) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if !ok {
+			a.unauthorized(w)
+			return
+		}
+		// Every attempt that needs the slow check takes a token first, so that parallel
+		// guesses cannot all pass before the budget notices; a right password gives it back.
+		res := a.failures.Reserve()
+		if res.Delay() > 0 {
+			res.Cancel()
 			w.Header().Set("Retry-After", "1")
 			httpjson.Error(w, http.StatusTooManyRequests, "too many failed sign-in attempts; retry later")
 			return
 		}
-		if !ok || user != "admin" || !a.passwords.Check(pass) {
-			if ok {
-				a.failures.Allow()
-			}
-			w.Header().Set("WWW-Authenticate", `Basic realm="causality admin", charset="UTF-8"`)
-			httpjson.Error(w, http.StatusUnauthorized, "admin credentials required: HTTP Basic with user admin and the admin password")
+		if user != "admin" || !a.passwords.Check(pass) {
+			a.unauthorized(w)
 			return
 		}
+		res.Cancel()
 		next.ServeHTTP(w, r)
 	})
+}
+
+func (a *basicAuth) unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="causality admin", charset="UTF-8"`)
+	httpjson.Error(w, http.StatusUnauthorized, "admin credentials required: HTTP Basic with user admin and the admin password")
 }

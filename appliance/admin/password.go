@@ -58,6 +58,18 @@ func VerifyPassword(encoded, password string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("password hash: %w", err)
 	}
+	// A damaged or hostile hash must give an error, not a panic in argon2 or a huge
+	// allocation: bound every parameter.
+	switch {
+	case iters < 1 || iters > 16:
+		return false, errors.New("password hash: t out of range")
+	case threads < 1 || threads > 16:
+		return false, errors.New("password hash: p out of range")
+	case mem < 8*uint32(threads) || mem > 256*1024:
+		return false, errors.New("password hash: m out of range")
+	case len(salt) < 8 || len(want) < 16:
+		return false, errors.New("password hash: salt or key too short")
+	}
 	got := argon2.IDKey([]byte(password), salt, iters, mem, threads, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
@@ -109,15 +121,24 @@ func NewPasswords(ctx context.Context, s *store.Store, given string) (p *Passwor
 	return p, generated, nil
 }
 
-// Check reports whether password is the admin password.
-func (p *Passwords) Check(password string) bool {
+// Cached reports, cheaply, whether password is the admin password that last passed Check.
+func (p *Passwords) Cached(password string) bool {
 	sum := sha256.Sum256([]byte(password))
 	p.mu.Lock()
-	hash, verified := p.hash, p.verified
+	verified := p.verified
 	p.mu.Unlock()
-	if verified != ([32]byte{}) && subtle.ConstantTimeCompare(sum[:], verified[:]) == 1 {
+	return verified != ([32]byte{}) && subtle.ConstantTimeCompare(sum[:], verified[:]) == 1
+}
+
+// Check reports whether password is the admin password.
+func (p *Passwords) Check(password string) bool {
+	if p.Cached(password) {
 		return true
 	}
+	sum := sha256.Sum256([]byte(password))
+	p.mu.Lock()
+	hash := p.hash
+	p.mu.Unlock()
 	ok, err := VerifyPassword(hash, password)
 	if err != nil || !ok {
 		return false

@@ -159,7 +159,8 @@ func TestIdentityAllow(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			id := &Identity{AppID: "app", limiter: tt.limit}
+			id := &Identity{AppID: "app"}
+			id.limiter.Store(tt.limit)
 			for i, c := range tt.calls {
 				ok, wait := id.Allow(now.Add(c.at), c.n)
 				if ok != c.wantOK {

@@ -19,18 +19,19 @@ import (
 type Identity struct {
 	KeyID   uuid.UUID
 	AppID   string
-	limiter *rate.Limiter // nil: unlimited
-	used    atomic.Int64  // last use, Unix seconds
-	flushed atomic.Int64  // last use written to the database
+	limiter atomic.Pointer[rate.Limiter] // nil: unlimited; swapped by Load while requests use it
+	used    atomic.Int64                 // last use, Unix seconds
+	flushed atomic.Int64                 // last use written to the database
 }
 
 // Allow takes n events from the key's budget. When the budget is short it takes nothing
 // and says how long to wait before the request would fit.
 func (id *Identity) Allow(now time.Time, n int) (bool, time.Duration) {
-	if id.limiter == nil {
+	lim := id.limiter.Load()
+	if lim == nil {
 		return true, 0
 	}
-	r := id.limiter.ReserveN(now, n)
+	r := lim.ReserveN(now, n)
 	if !r.OK() {
 		// More events than the burst can ever hold; a full second is an honest answer.
 		return false, time.Second
@@ -96,7 +97,7 @@ func (k *Keyring) Load(ctx context.Context) error {
 				id.flushed.Store(sk.LastUsedAt.Unix())
 			}
 		}
-		id.limiter = k.limiterFor(limit, id.limiter)
+		id.limiter.Store(k.limiterFor(limit, id.limiter.Load()))
 		var h [32]byte
 		copy(h[:], sk.Hash)
 		next[h] = id

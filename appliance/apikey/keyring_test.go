@@ -286,7 +286,6 @@ func waitListening(t *testing.T, dbURL, channel string) {
 // Requests check their budget while the keyring reloads (after every key change, and on the
 // tick). Run with -race.
 func TestKeyringReloadWhileServing(t *testing.T) {
-	t.Skip("bug: keyring.go:99 Load writes id.limiter of a live Identity while Allow (keyring.go:30) reads it unsynchronised: data race under -race")
 	t.Parallel()
 	s, _ := openStore(t)
 	kr := NewKeyring(s, 100, testLogger(t))

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 )
 
@@ -36,10 +37,14 @@ func Decode(r *http.Request, limit int64, v any) error {
 		switch {
 		case errors.Is(err, io.EOF):
 			return errors.New("request body is empty; send a JSON object")
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return errors.New("request body is not valid JSON (it ends too early)")
 		case errors.As(err, &syn):
 			return fmt.Errorf("request body is not valid JSON (at byte %d)", syn.Offset)
+		case errors.As(err, &typ) && typ.Field == "":
+			return fmt.Errorf("request body must be a JSON object, not %s", typ.Value)
 		case errors.As(err, &typ):
-			return fmt.Errorf("field %q must be %s", typ.Field, typ.Type)
+			return fmt.Errorf("field %q must be %s", typ.Field, jsonKind(typ.Type.Kind()))
 		case errors.As(err, &mbe):
 			return fmt.Errorf("request body larger than %d bytes", limit)
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
@@ -52,4 +57,25 @@ func Decode(r *http.Request, limit int64, v any) error {
 		return errors.New("request body has data after the JSON object")
 	}
 	return nil
+}
+
+// jsonKind names a Go kind the way a JSON user thinks of it.
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	default:
+		return k.String()
+	}
 }
