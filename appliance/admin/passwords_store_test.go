@@ -3,13 +3,14 @@ package admin
 import (
 	"testing"
 
+	"github.com/causality-io/causality/appliance/pgembed/pgtest"
 	"github.com/causality-io/causality/appliance/store"
 )
 
 func TestNewPasswordsGiven(t *testing.T) {
 	t.Parallel()
 	s := openStore(t)
-	ctx := testContext(t)
+	ctx := pgtest.Context(t)
 
 	p, generated, err := NewPasswords(ctx, s, "first")
 	if err != nil {
@@ -64,7 +65,7 @@ func TestNewPasswordsGiven(t *testing.T) {
 func TestNewPasswordsGenerated(t *testing.T) {
 	t.Parallel()
 	s := openStore(t)
-	ctx := testContext(t)
+	ctx := pgtest.Context(t)
 
 	p1, generated, err := NewPasswords(ctx, s, "")
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/causality-io/causality/appliance/pgembed/pgtest"
 	"github.com/causality-io/causality/appliance/store"
 )
 
@@ -14,7 +15,7 @@ import (
 func addKey(t *testing.T, s *store.Store, app string, rateLimit *float64) (string, store.APIKey) {
 	t.Helper()
 	key, hash, prefix := Generate()
-	k, err := s.CreateKey(testContext(t), store.NewAPIKey{AppID: app, Name: "key of " + app, Hash: hash, Prefix: prefix, RateLimit: rateLimit})
+	k, err := s.CreateKey(pgtest.Context(t), store.NewAPIKey{AppID: app, Name: "key of " + app, Hash: hash, Prefix: prefix, RateLimit: rateLimit})
 	if err != nil {
 		t.Fatalf("CreateKey: %v", err)
 	}
@@ -34,7 +35,7 @@ func otherLastChar(key string) string {
 
 func load(t *testing.T, kr *Keyring) {
 	t.Helper()
-	if err := kr.Load(testContext(t)); err != nil {
+	if err := kr.Load(pgtest.Context(t)); err != nil {
 		t.Fatalf("Load: %v", err)
 	}
 }
@@ -50,7 +51,7 @@ func TestKeyringLoadLookup(t *testing.T) {
 	keySlow, kSlow := addKey(t, s, "slow", ptr(5.0))   // burst never under 1000
 	keyFree, kFree := addKey(t, s, "free", ptr(0.0))   // 0: unlimited
 	keyGone, kGone := addKey(t, s, "gone", nil)
-	if err := s.RevokeKey(testContext(t), kGone.ID); err != nil {
+	if err := s.RevokeKey(pgtest.Context(t), kGone.ID); err != nil {
 		t.Fatal(err)
 	}
 
@@ -125,7 +126,7 @@ func TestKeyringReload(t *testing.T) {
 	}
 
 	// A revoked key works until the next Load, then is gone; the other key stays.
-	if err := s.RevokeKey(testContext(t), kB.ID); err != nil {
+	if err := s.RevokeKey(pgtest.Context(t), kB.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := kr.Lookup(keyB); !ok {
@@ -160,7 +161,7 @@ func TestKeyringRun(t *testing.T) {
 	kr := NewKeyring(s, 100, testLogger(t))
 	load(t, kr)
 
-	ctx, cancel := context.WithCancel(testContext(t))
+	ctx, cancel := context.WithCancel(pgtest.Context(t))
 	defer cancel()
 	done := make(chan struct{})
 	go func() {
@@ -170,7 +171,7 @@ func TestKeyringRun(t *testing.T) {
 	waitListening(t, dbURL, store.KeysChannel)
 
 	// Another appliance on the same database creates, then revokes, a key.
-	other, err := store.Open(testContext(t), dbURL, testLogger(t))
+	other, err := store.Open(pgtest.Context(t), dbURL, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +179,7 @@ func TestKeyringRun(t *testing.T) {
 	key, k := addKey(t, other, "remote", nil)
 	waitFor(t, "the new key to be found", func() bool { _, ok := kr.Lookup(key); return ok })
 	id, _ := kr.Lookup(key)
-	if err := other.RevokeKey(testContext(t), k.ID); err != nil {
+	if err := other.RevokeKey(pgtest.Context(t), k.ID); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the revoked key to go", func() bool { _, ok := kr.Lookup(key); return !ok })
@@ -197,7 +198,7 @@ func TestKeyringRun(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after its context ended")
 	}
-	keys, err := s.ListKeys(testContext(t), true)
+	keys, err := s.ListKeys(pgtest.Context(t), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +224,7 @@ func TestKeyringRunTick(t *testing.T) {
 	load(t, kr)
 	id, _ := kr.Lookup(key)
 
-	ctx, cancel := context.WithCancel(testContext(t))
+	ctx, cancel := context.WithCancel(pgtest.Context(t))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -234,7 +235,7 @@ func TestKeyringRunTick(t *testing.T) {
 	used := time.Now().Truncate(time.Second)
 	id.MarkUsed(used)
 	waitFor(t, "last_used_at to be written", func() bool {
-		keys, err := s.ListKeys(testContext(t), false)
+		keys, err := s.ListKeys(pgtest.Context(t), false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -242,7 +243,7 @@ func TestKeyringRunTick(t *testing.T) {
 	})
 
 	// Revoked behind the store's back: no notification, only the tick notices.
-	if _, err := connect(t, dbURL).Exec(testContext(t), `UPDATE api_keys SET revoked_at = now()`); err != nil {
+	if _, err := pgtest.Connect(t, dbURL).Exec(pgtest.Context(t), `UPDATE api_keys SET revoked_at = now()`); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the quietly revoked key to go", func() bool { _, ok := kr.Lookup(key); return !ok })
@@ -264,7 +265,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // notification sent afterwards cannot be missed.
 func waitListening(t *testing.T, dbURL, channel string) {
 	t.Helper()
-	conn := connect(t, dbURL)
+	conn := pgtest.Connect(t, dbURL)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var n int

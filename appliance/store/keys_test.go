@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/causality-io/causality/appliance/pgembed/pgtest"
 )
 
 func newKey(app, name string, rate *float64) NewAPIKey {
@@ -18,7 +20,7 @@ func newKey(app, name string, rate *float64) NewAPIKey {
 
 func createKey(t *testing.T, s *Store, nk NewAPIKey) APIKey {
 	t.Helper()
-	k, err := s.CreateKey(testContext(t), nk)
+	k, err := s.CreateKey(pgtest.Context(t), nk)
 	if err != nil {
 		t.Fatalf("CreateKey(%s/%s): %v", nk.AppID, nk.Name, err)
 	}
@@ -48,7 +50,7 @@ func equalIDs(a, b []uuid.UUID) bool {
 func TestCreateKey(t *testing.T) {
 	t.Parallel()
 	s, dbURL := openStore(t)
-	ctx := testContext(t)
+	ctx := pgtest.Context(t)
 	rate := 50.0
 	before := time.Now().Add(-time.Minute) // the clocks of test and server are the same machine's
 
@@ -71,7 +73,7 @@ func TestCreateKey(t *testing.T) {
 	}
 
 	var apps int
-	if err := connect(t, dbURL).QueryRow(ctx, `SELECT count(*) FROM apps WHERE id = 'shop'`).Scan(&apps); err != nil {
+	if err := pgtest.Connect(t, dbURL).QueryRow(ctx, `SELECT count(*) FROM apps WHERE id = 'shop'`).Scan(&apps); err != nil {
 		t.Fatal(err)
 	}
 	if apps != 1 {
@@ -117,7 +119,7 @@ func ptr[T any](v T) *T { return &v }
 func TestListAndRevokeKeys(t *testing.T) {
 	t.Parallel()
 	s, _ := openStore(t)
-	ctx := testContext(t)
+	ctx := pgtest.Context(t)
 
 	keys, err := s.ListKeys(ctx, true)
 	if err != nil || len(keys) != 0 {
@@ -174,7 +176,7 @@ func TestListAndRevokeKeys(t *testing.T) {
 func TestTouchKeys(t *testing.T) {
 	t.Parallel()
 	s, _ := openStore(t)
-	ctx := testContext(t)
+	ctx := pgtest.Context(t)
 	k1 := createKey(t, s, newKey("a", "one", nil))
 	k2 := createKey(t, s, newKey("a", "two", nil))
 	base := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -240,7 +242,7 @@ func TestTouchKeys(t *testing.T) {
 func TestListenHearsKeyChanges(t *testing.T) {
 	t.Parallel()
 	s, dbURL := openStore(t)
-	ctx, cancel := context.WithCancel(testContext(t))
+	ctx, cancel := context.WithCancel(pgtest.Context(t))
 	heard := make(chan struct{}, 10)
 	done := make(chan error, 1)
 	go func() { done <- s.Listen(ctx, KeysChannel, func() { heard <- struct{}{} }) }()
@@ -276,7 +278,7 @@ func TestListenHearsKeyChanges(t *testing.T) {
 // notification sent afterwards cannot be missed.
 func waitListening(t *testing.T, dbURL, channel string) {
 	t.Helper()
-	conn := connect(t, dbURL)
+	conn := pgtest.Connect(t, dbURL)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var n int

@@ -9,6 +9,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/causality-io/causality/appliance/pgembed/pgtest"
 	"github.com/causality-io/causality/migrations"
 )
 
@@ -117,7 +118,7 @@ type appliedMigration struct {
 
 func appliedMigrations(t *testing.T, dbURL string) []appliedMigration {
 	t.Helper()
-	conn := connect(t, dbURL)
+	conn := pgtest.Connect(t, dbURL)
 	rows, err := conn.Query(context.Background(), `SELECT version, name, applied_at FROM schema_migrations ORDER BY version`)
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +141,7 @@ func appliedMigrations(t *testing.T, dbURL string) []appliedMigration {
 func tableExists(t *testing.T, dbURL, table string) bool {
 	t.Helper()
 	var exists bool
-	if err := connect(t, dbURL).QueryRow(context.Background(), `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists); err != nil {
+	if err := pgtest.Connect(t, dbURL).QueryRow(context.Background(), `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists); err != nil {
 		t.Fatal(err)
 	}
 	return exists
@@ -167,12 +168,12 @@ func TestOpenMigratesOnce(t *testing.T) {
 			t.Errorf("table %s missing after Open", table)
 		}
 	}
-	if err := s.Check(testContext(t)); err != nil {
+	if err := s.Check(pgtest.Context(t)); err != nil {
 		t.Fatalf("Check: %v", err)
 	}
 
 	// A second Open (a restart) applies nothing again.
-	s2, err := Open(testContext(t), dbURL, testLogger(t))
+	s2, err := Open(pgtest.Context(t), dbURL, testLogger(t))
 	if err != nil {
 		t.Fatalf("second Open: %v", err)
 	}
@@ -192,13 +193,13 @@ func TestOpenMigratesOnce(t *testing.T) {
 // other find the work done.
 func TestOpenConcurrently(t *testing.T) {
 	t.Parallel()
-	dbURL := newDatabase(t)
+	dbURL := pgtest.NewDatabase(t)
 	const n = 3
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
 		wg.Go(func() {
-			s, err := Open(testContext(t), dbURL, testLogger(t))
+			s, err := Open(pgtest.Context(t), dbURL, testLogger(t))
 			if err == nil {
 				s.Close()
 			}
@@ -220,9 +221,9 @@ func TestOpenConcurrently(t *testing.T) {
 // A database migrated by a newer binary is refused, and left exactly as it was.
 func TestOpenRefusesNewerSchema(t *testing.T) {
 	t.Parallel()
-	dbURL := newDatabase(t)
-	conn := connect(t, dbURL)
-	ctx := testContext(t)
+	dbURL := pgtest.NewDatabase(t)
+	conn := pgtest.Connect(t, dbURL)
+	ctx := pgtest.Context(t)
 	if _, err := conn.Exec(ctx, `CREATE TABLE schema_migrations (
 		version    integer PRIMARY KEY,
 		name       text NOT NULL,

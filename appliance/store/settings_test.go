@@ -1,11 +1,15 @@
 package store
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/causality-io/causality/appliance/pgembed/pgtest"
+)
 
 func TestSettings(t *testing.T) {
 	t.Parallel()
 	s, _ := openStore(t)
-	ctx := testContext(t)
+	ctx := pgtest.Context(t)
 
 	type step struct {
 		name      string
