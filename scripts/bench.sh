@@ -46,6 +46,9 @@ echo; echo "== batch ingest: 100-event JSON batches over HTTP"
 "$BIN" bench "${common[@]}" --mode batch --batch-size 100 --concurrency 8 --rss-pid "$pid" | tee "$work/batch.txt"
 echo "RSS after batch load $(rss_mb) MiB"
 
+# Each load runs on a freshly started server (same data dir), so that one does not inherit
+# the other's heap.
+stop; serve
 echo; echo "== single events at 2,000 req/s"
 "$BIN" bench "${common[@]}" --mode single --rate 2000 --concurrency 32 --rss-pid "$pid" | tee "$work/single.txt"
 stop

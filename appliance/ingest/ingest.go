@@ -134,12 +134,7 @@ func (h *Handler) serveSingle(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	msgs, err := h.messages([]*causalityv1.EventEnvelope{ev}, req.received)
-	if err != nil {
-		h.internal(w, err)
-		return
-	}
-	results, ok := h.publish(w, r, msgs)
+	results, ok := h.store(w, r, []*causalityv1.EventEnvelope{ev}, req.received)
 	if !ok {
 		return
 	}
@@ -189,12 +184,7 @@ func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request) {
 	h.count(StatusRejected, int(resp.RejectedCount))
 
 	if len(valid) > 0 {
-		msgs, err := h.messages(valid, req.received)
-		if err != nil {
-			h.internal(w, err)
-			return
-		}
-		results, ok := h.publish(w, r, msgs)
+		results, ok := h.store(w, r, valid, req.received)
 		if !ok {
 			return
 		}
@@ -235,6 +225,17 @@ func (h *Handler) allow(w http.ResponseWriter, req *request, n int) bool {
 	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 	writeError(w, http.StatusTooManyRequests, "rate limit of this API key exceeded; retry after the Retry-After seconds")
 	return false
+}
+
+// store normalises valid events, publishes them and waits for JetStream. On failure it
+// has answered already and reports false.
+func (h *Handler) store(w http.ResponseWriter, r *http.Request, events []*causalityv1.EventEnvelope, received time.Time) ([]bus.Result, bool) {
+	msgs, err := h.messages(events, received)
+	if err != nil {
+		h.internal(w, err)
+		return nil, false
+	}
+	return h.publish(w, r, msgs)
 }
 
 // messages normalises events (server id and timestamp where missing) and encodes them.
