@@ -28,7 +28,7 @@ $(PG_BUNDLE):
 
 ## test: every test (unit, end-to-end with real NATS and Postgres), then short fuzzing
 test: bundle
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz
 
 ## fuzz: each decoder fuzz target for FUZZTIME
