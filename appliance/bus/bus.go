@@ -134,8 +134,9 @@ func (b *Bus) setup(ctx context.Context, opts Options) error {
 		Discard:     jetstream.DiscardNew,
 		MaxAge:      opts.MaxAge,
 		MaxBytes:    opts.MaxBytes,
-		Duplicates:  opts.DedupWindow,
-		// Dedup is our idempotency mechanism: Nats-Msg-Id is the only way to set it.
+		// Our idempotency mechanism: a repeated Nats-Msg-Id inside this window is dropped.
+		Duplicates: opts.DedupWindow,
+		// Lets tools read single events by sequence without going through a consumer.
 		AllowDirect: true,
 	}
 	s, err := b.js.CreateOrUpdateStream(ctx, cfg)
