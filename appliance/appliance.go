@@ -87,16 +87,23 @@ func (a *Appliance) Run(ctx context.Context) error {
 	if err := a.Start(ctx); err != nil {
 		return err
 	}
+	// A part that dies on its own stops the whole appliance with an error, so that a
+	// supervisor (systemd) restarts it rather than it limping on.
+	var died error
 	select {
 	case <-ctx.Done():
+		a.log.Info("stopping", "reason", context.Cause(ctx))
 	case err := <-a.httpDone:
-		a.log.Error("http server stopped", "err", err)
+		died = fmt.Errorf("http server stopped: %w", err)
 	case err := <-a.postgresDied():
-		a.log.Error("embedded postgres stopped unexpectedly", "err", err)
+		died = fmt.Errorf("embedded postgres stopped unexpectedly: %w", err)
+	}
+	if died != nil {
+		a.log.Error("stopping", "err", died)
 	}
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
 	defer cancel()
-	return a.Stop(stopCtx)
+	return errors.Join(died, a.Stop(stopCtx))
 }
 
 func (a *Appliance) postgresDied() <-chan error {
@@ -142,10 +149,8 @@ func (a *Appliance) Start(ctx context.Context) (err error) {
 	if err := a.keys.Load(ctx); err != nil {
 		return err
 	}
-	var bg context.Context
-	bg, a.stopBackground = context.WithCancel(context.WithoutCancel(ctx))
-	a.background.Go(func() { a.keys.Run(bg, keyReloadEvery) })
-	a.bgCtx = bg
+	a.bgCtx, a.stopBackground = context.WithCancel(context.WithoutCancel(ctx))
+	a.background.Go(func() { a.keys.Run(a.bgCtx, keyReloadEvery) })
 
 	a.bus, err = bus.Open(ctx, bus.Options{
 		URL:         a.cfg.NATSURL,
