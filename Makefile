@@ -5,7 +5,7 @@ GO        ?= go
 BIN       := bin/causality
 PG_NPM_VERSION := 17.10.0-beta.17
 ARCH      := $(shell $(GO) env GOARCH)
-PG_BUNDLE := appliance/pgembed/bundle/postgres-linux-$(ARCH).tar.zst
+PG_BUNDLE := appliance/pgembed/bundle/linux-$(ARCH)/postgres.tar.zst
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(shell git rev-parse --short HEAD 2>/dev/null || echo none) -X main.date=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 FUZZTIME  ?= 15s

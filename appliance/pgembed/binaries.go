@@ -2,7 +2,6 @@ package pgembed
 
 import (
 	"archive/tar"
-	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,12 +17,6 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 )
-
-// bundleFS holds bundle/postgres-linux-<arch>.tar.zst when `make bundle` ran
-// before the build, and only bundle/README.md otherwise.
-//
-//go:embed bundle
-var bundleFS embed.FS
 
 // manifestName is the first entry of a bundle (written by tools/pgbundle)
 // and, once unpacking is complete, the last file written to its directory.
@@ -42,7 +35,7 @@ type manifest struct {
 
 // bundleName is the bundle for the architecture this binary runs on.
 func bundleName() string {
-	return "bundle/postgres-linux-" + runtime.GOARCH + ".tar.zst"
+	return "bundle/linux-" + runtime.GOARCH + "/postgres.tar.zst"
 }
 
 var safeVersion = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z.+_-]*$`)

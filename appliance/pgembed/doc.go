@@ -2,7 +2,7 @@
 // binary, for the appliance's configuration database.
 //
 // The binaries come from the bundle embedded at build time (see
-// bundle/README.md and `make bundle`), or from Options.BinariesDir
+// README-bundle.md and `make bundle`), or from Options.BinariesDir
 // (--pg-binaries). Nothing is downloaded at run time. Initialising, starting
 // and stopping the cluster is left to github.com/fergusstrange/embedded-postgres.
 //

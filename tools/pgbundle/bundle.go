@@ -18,7 +18,7 @@ import (
 )
 
 // manifestName is the first entry of every bundle. appliance/pgembed reads the
-// same JSON fields; keep the two in step (bundle/README.md documents them).
+// same JSON fields; keep the two in step (appliance/pgembed/README-bundle.md documents them).
 const manifestName = "MANIFEST.json"
 
 type manifest struct {

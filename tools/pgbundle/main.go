@@ -4,10 +4,10 @@
 // version with `npm pack`, restores the shared-library symlinks that npm
 // tarballs cannot carry (listed in native/pg-symlinks.json), and writes
 // bin/, lib/ and share/ as one zstd-compressed tar whose first entry is
-// MANIFEST.json (see appliance/pgembed/bundle/README.md).
+// MANIFEST.json (see appliance/pgembed/README-bundle.md).
 //
 //	go run ./tools/pgbundle -arch amd64 -version 17.10.0-beta.17 \
-//	    -out appliance/pgembed/bundle/postgres-linux-amd64.tar.zst
+//	    -out appliance/pgembed/bundle/linux-amd64/postgres.tar.zst
 //
 // When -out already holds a bundle of that package version it does nothing.
 package main
@@ -24,7 +24,7 @@ import (
 func main() {
 	arch := flag.String("arch", runtime.GOARCH, "target architecture: amd64 or arm64")
 	version := flag.String("version", "", "npm package version to bundle, e.g. 17.10.0-beta.17 (required)")
-	out := flag.String("out", "", "output file (default appliance/pgembed/bundle/postgres-linux-<arch>.tar.zst)")
+	out := flag.String("out", "", "output file (default appliance/pgembed/bundle/linux-<arch>/postgres.tar.zst)")
 	force := flag.Bool("force", false, "rebuild even when -out already holds this version")
 	flag.Parse()
 
@@ -32,7 +32,7 @@ func main() {
 		fail(fmt.Errorf("-version is required (e.g. -version 17.10.0-beta.17)"))
 	}
 	if *out == "" {
-		*out = filepath.Join("appliance", "pgembed", "bundle", "postgres-linux-"+*arch+".tar.zst")
+		*out = filepath.Join("appliance", "pgembed", "bundle", "linux-"+*arch, "postgres.tar.zst")
 	}
 	if err := run(*arch, *version, *out, *force); err != nil {
 		fail(err)
