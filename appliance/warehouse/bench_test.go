@@ -9,6 +9,11 @@ import (
 // already mapped, written as one file per iteration the size of a typical
 // flush. The bar is >= 250,000 rows/s on the 2-core CI machine.
 //
+// 2026-11-27, 2 vCPU "Oxide Virtual Turin-like Processor", go1.26.8,
+// parquet-go v0.32.0, zstd default, 100,000-row file (sampleRows' mix):
+// ~565,000-585,000 rows/s, 23.4 bytes/row on disk. FromEnvelope alone:
+// ~2.3 us/row (~440,000 rows/s, single core), mostly protojson.
+//
 //	go test -run '^$' -bench 'Encode|FromEnvelope' -benchtime 3x ./appliance/warehouse/
 func BenchmarkEncode(b *testing.B) {
 	const n = 100_000
@@ -29,8 +34,6 @@ func BenchmarkEncode(b *testing.B) {
 // BenchmarkFromEnvelope measures the envelope-to-row mapping, dominated by
 // the protojson rendering of payload_json.
 func BenchmarkFromEnvelope(b *testing.B) {
-	rows := sampleRows(1) // warms the generators; envelopes built below
-	_ = rows
 	env := benchEnvelope()
 	b.ResetTimer()
 	for b.Loop() {

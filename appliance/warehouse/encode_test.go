@@ -3,6 +3,7 @@ package warehouse
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"testing"
 
@@ -160,12 +161,16 @@ func sampleRows(n int) []Row {
 	platforms := []causalityv1.Platform{causalityv1.Platform_PLATFORM_IOS, causalityv1.Platform_PLATFORM_IOS,
 		causalityv1.Platform_PLATFORM_ANDROID, causalityv1.Platform_PLATFORM_ANDROID, causalityv1.Platform_PLATFORM_WEB}
 	screens := []string{"Home", "Search", "Product", "Cart", "Checkout", "Profile"}
+	// Ids are UUIDv7-shaped with 74 random bits, as the server assigns
+	// them, so they compress no better than real ones.
+	rnd := rand.New(rand.NewPCG(1, 2))
 	rows := make([]Row, n)
 	for i := range rows {
 		d := i % 500
 		m := d % len(models)
 		e := &causalityv1.EventEnvelope{
-			Id:            fmt.Sprintf("0193a1b2-%04x-7%03x-8%03x-%012x", i>>16, i&0xfff, d, i*7919),
+			Id: fmt.Sprintf("%08x-%04x-7%03x-%04x-%012x", (base+int64(i)*37)>>16, (base+int64(i)*37)&0xffff,
+				rnd.IntN(0x1000), 0x8000|rnd.IntN(0x4000), rnd.Int64N(1<<48)),
 			AppId:         "shop",
 			DeviceId:      fmt.Sprintf("device-%06d", d),
 			TimestampMs:   base + int64(i)*37,
