@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func openTestBus(t *testing.T, dedup time.Duration) *Bus {
@@ -166,4 +168,13 @@ func BenchmarkPublish(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N*perBatch)/time.Since(start).Seconds(), "events/s")
+}
+
+// streamConfig reads the live stream config, to see the window DedupCap set.
+func (b *Bus) streamConfig(ctx context.Context) (jetstream.StreamConfig, error) {
+	info, err := b.stream.Info(ctx)
+	if err != nil {
+		return jetstream.StreamConfig{}, err
+	}
+	return info.Config, nil
 }

@@ -5,8 +5,6 @@ import (
 	"log/slog"
 	"math"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // DedupCap keeps JetStream's duplicate window from holding more than MaxIDs ids: the
@@ -92,13 +90,4 @@ func worthChanging(current, want, configured time.Duration) bool {
 		return false
 	}
 	return want == configured || math.Abs(float64(want-current))/float64(current) > 0.2
-}
-
-// streamConfig is used by tests to read the live window.
-func (b *Bus) streamConfig(ctx context.Context) (jetstream.StreamConfig, error) {
-	info, err := b.stream.Info(ctx)
-	if err != nil {
-		return jetstream.StreamConfig{}, err
-	}
-	return info.Config, nil
 }
