@@ -1,0 +1,769 @@
+package warehouse
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	causalityv1 "github.com/causality-io/causality/gen/causality/v1"
+)
+
+// SinkOptions says when files are cut. The zero value of a field means its
+// default.
+type SinkOptions struct {
+	// FlushInterval is the longest an event waits in an open batch.
+	FlushInterval time.Duration
+	// FlushMaxEvents cuts a partition's file at this many events.
+	FlushMaxEvents int
+	// FlushMaxBytes cuts a partition's file when its rows take this much
+	// memory, and also bounds all open batches together: past it, the
+	// largest batches are cut first. So memory stays bounded however many
+	// partitions (apps x hours) are open.
+	FlushMaxBytes int64
+	// HeaderReceivedAt names the message header with the receive time in
+	// Unix milliseconds.
+	HeaderReceivedAt string
+	Encode           EncodeOptions
+}
+
+// Defaults for SinkOptions.
+const (
+	DefaultFlushInterval  = time.Minute
+	DefaultFlushMaxEvents = 500_000
+	DefaultFlushMaxBytes  = 64 << 20
+)
+
+func (o SinkOptions) withDefaults() SinkOptions {
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = DefaultFlushInterval
+	}
+	if o.FlushMaxEvents <= 0 {
+		o.FlushMaxEvents = DefaultFlushMaxEvents
+	}
+	if o.FlushMaxBytes <= 0 {
+		o.FlushMaxBytes = DefaultFlushMaxBytes
+	}
+	return o
+}
+
+// AckWait is how long JetStream waits for the sink's ack before it
+// redelivers. An event can sit in an open batch for a whole flush interval
+// and then wait for its write, so the ack wait is two intervals plus a
+// minute for the write; a write that takes longer (destination down) keeps
+// its events with in-progress acks. Were the ack wait shorter, JetStream
+// would redeliver events that are only waiting, and they would be written
+// twice (DESIGN.md, "Known trap").
+func (o SinkOptions) AckWait() time.Duration {
+	return 2*o.withDefaults().FlushInterval + time.Minute
+}
+
+// ConsumerConfig is the durable consumer the sink needs: explicit acks, the
+// ack wait above, enough pending acks to fill every open batch, and no
+// delivery limit (an event is retried until it is written).
+func ConsumerConfig(durable string, opts SinkOptions) jetstream.ConsumerConfig {
+	opts = opts.withDefaults()
+	return jetstream.ConsumerConfig{
+		Durable:       durable,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       opts.AckWait(),
+		MaxDeliver:    -1,
+		MaxAckPending: 2*opts.FlushMaxEvents + fetchBatch,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+}
+
+const (
+	// fetchBatch is how many messages the consumer pulls ahead.
+	fetchBatch = 2000
+	// ledgerGrace keeps an intent for a while after the ack floor passed
+	// it. The floor reported by the server is in memory; JetStream writes
+	// consumer state to disk about ten times a second, so after a kill -9
+	// the floor on restart may be a little older than the one we saw.
+	// Two minutes is far beyond that lag.
+	ledgerGrace = 2 * time.Minute
+	// gcEvery is how often written intents are collected.
+	gcEvery = 30 * time.Second
+	// rowOverhead approximates the memory of a Row beyond its string bytes.
+	rowOverhead = 400
+)
+
+// Sink reads the stream through a durable consumer and writes the lake.
+// Run it in one goroutine; Status and Lag are safe from others.
+type Sink struct {
+	opts     SinkOptions
+	cons     jetstream.Consumer
+	dest     Destination
+	ledger   *ledger
+	log      *slog.Logger
+	metrics  *Metrics
+	now      func() time.Time
+	lagCache lagCache
+
+	open     map[Partition]*batch
+	held     map[uint64]heldRef // stream sequence -> where its message is held
+	buffered int64
+	// written are sequences a crashed run wrote but did not ack (from the
+	// ledger); redeliveries of them are acked without writing.
+	written       seqSet
+	ackFloor      uint64 // the consumer's, at the last refresh
+	lastRefresh   time.Time
+	intents       map[string]uint64    // ledger path -> max sequence, known to this process
+	collectable   map[string]time.Time // ledger path -> when the ack floor first passed it
+	lastGC        time.Time
+	lastHeartbeat time.Time
+
+	mu     sync.Mutex
+	status Status
+
+	// Stop hands Run the context bounding the final flush.
+	runCtx    context.Context
+	cancelRun context.CancelFunc
+	final     chan context.Context
+	done      chan struct{}
+}
+
+// Status is the sink's health for /readyz.
+type Status struct {
+	// Err is the failure of the current write, "" when writes succeed.
+	Err string
+	// FailingSince is when writes began to fail.
+	FailingSince time.Time
+	// LastWrite is the last successful flush.
+	LastWrite time.Time
+}
+
+type batch struct {
+	part   Partition
+	rows   []Row
+	msgs   []jetstream.Msg
+	seqs   []uint64
+	bytes  int64
+	opened time.Time
+	// file is set by the first attempt to write the batch and reused by
+	// later ones, so a flush retried at shutdown rewrites the same file
+	// rather than adding a second copy under a new name.
+	file *intentFile
+	data []byte
+}
+
+type heldRef struct {
+	b *batch
+	i int
+}
+
+// NewSink makes a sink reading cons into dest. stream identifies the
+// stream incarnation (see StreamID).
+func NewSink(cons jetstream.Consumer, dest Destination, stream string, opts SinkOptions, m *Metrics, log *slog.Logger) *Sink {
+	opts = opts.withDefaults()
+	if opts.HeaderReceivedAt == "" {
+		opts.HeaderReceivedAt = "Causality-Received-Ms"
+	}
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	return &Sink{
+		runCtx:      runCtx,
+		cancelRun:   cancelRun,
+		final:       make(chan context.Context, 1),
+		done:        make(chan struct{}),
+		opts:        opts,
+		cons:        cons,
+		dest:        dest,
+		ledger:      newLedger(dest, cons.CachedInfo().Name, stream),
+		log:         log,
+		metrics:     m,
+		now:         time.Now,
+		open:        map[Partition]*batch{},
+		held:        map[uint64]heldRef{},
+		intents:     map[string]uint64{},
+		collectable: map[string]time.Time{},
+	}
+}
+
+// StreamID names a stream incarnation for the ledger: sequences restart
+// when a stream is deleted and created again.
+func StreamID(info *jetstream.StreamInfo) string {
+	return info.Config.Name + "@" + strconv.FormatInt(info.Created.UnixNano(), 10)
+}
+
+// Stop ends Run, whose final flush gets until ctx ends, and waits for it.
+// It must not be called before Run has been started.
+func (s *Sink) Stop(ctx context.Context) error {
+	select {
+	case s.final <- ctx:
+	default:
+	}
+	s.cancelRun()
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("warehouse: final flush did not finish in time; unwritten events stay in the stream: %w", ctx.Err())
+	}
+}
+
+// Status reports the sink's health.
+func (s *Sink) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.status
+}
+
+// Ledger exposes the intents for compaction, which must leave the files
+// they name alone.
+func (s *Sink) Ledger() *ledger { return s.ledger }
+
+// Run consumes until ctx ends or Stop is called, then flushes every open
+// batch and returns. Events of a flush that cannot finish in time stay
+// unacknowledged and come back on the next start.
+func (s *Sink) Run(ctx context.Context) error {
+	defer close(s.done)
+	stopCtx := context.WithoutCancel(ctx)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.runCtx, cancel)()
+	if err := s.recover(ctx); err != nil {
+		return err
+	}
+	var it jetstream.MessagesContext
+	defer func() {
+		if it != nil {
+			it.Stop()
+		}
+	}()
+	for ctx.Err() == nil {
+		if it == nil {
+			var err error
+			it, err = s.cons.Messages(jetstream.PullMaxMessages(fetchBatch))
+			if err != nil {
+				s.log.Warn("warehouse consumer unavailable; retrying", "err", err)
+				sleep(ctx, time.Second)
+				continue
+			}
+		}
+		msg, err := it.Next(jetstream.NextMaxWait(s.wait()))
+		switch {
+		case err == nil:
+			s.add(ctx, msg)
+		case errors.Is(err, nats.ErrTimeout):
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+			it = nil
+		default:
+			s.log.Warn("warehouse consumer", "err", err)
+		}
+		if s.buffered > s.opts.FlushMaxBytes {
+			s.flushLargest(ctx)
+		}
+		s.flushDue(ctx)
+		s.collect(ctx)
+	}
+	select {
+	case stopCtx = <-s.final:
+	default:
+		var cancel context.CancelFunc
+		stopCtx, cancel = context.WithTimeout(stopCtx, 30*time.Second)
+		defer cancel()
+	}
+	if it != nil {
+		// Stop pulling, but take what was already pulled: left in the
+		// iterator it would only come back after the ack wait.
+		it.Drain()
+		for stopCtx.Err() == nil {
+			msg, err := it.Next(jetstream.NextMaxWait(time.Second))
+			if err != nil {
+				break
+			}
+			s.add(stopCtx, msg)
+		}
+		it = nil
+	}
+	s.flushAll(stopCtx)
+	if n := len(s.held); n > 0 {
+		s.log.Warn("warehouse stopped with events not yet written; they stay in the stream and are written on the next start", "events", n)
+	}
+	return nil
+}
+
+// wait bounds a blocking pull by the next batch deadline, so intervals are
+// kept even when nothing arrives.
+func (s *Sink) wait() time.Duration {
+	w := 250 * time.Millisecond
+	now := s.now()
+	for _, b := range s.open {
+		if d := b.opened.Add(s.opts.FlushInterval).Sub(now); d < w {
+			w = d
+		}
+	}
+	return max(w, time.Millisecond)
+}
+
+// recover loads the ledger: sequences written by a run that crashed before
+// acking them are skipped when they come back.
+func (s *Sink) recover(ctx context.Context) error {
+	for {
+		err := s.refresh(ctx)
+		if err == nil {
+			return nil
+		}
+		s.setFailing(err)
+		s.log.Error("warehouse: cannot read its ledger; retrying", "destination", s.dest.String(), "err", err)
+		if !sleep(ctx, 5*time.Second) {
+			return ctx.Err()
+		}
+	}
+}
+
+// refresh rereads the ledger. Intents of another incarnation of the stream
+// are deleted; the others become the written set.
+func (s *Sink) refresh(ctx context.Context) error {
+	info, err := s.cons.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("consumer info: %w", err)
+	}
+	loaded, err := s.ledger.load(ctx)
+	if err != nil {
+		return err
+	}
+	var written seqSet
+	var stale []string
+	for _, li := range loaded {
+		if li.stale {
+			stale = append(stale, li.path)
+			continue
+		}
+		s.intents[li.path] = li.maxSeq
+		if li.maxSeq > info.AckFloor.Stream {
+			written = written.union(li.written)
+		}
+	}
+	if len(stale) > 0 {
+		if err := s.ledger.delete(ctx, stale...); err != nil {
+			return err
+		}
+	}
+	s.written = written
+	s.ackFloor = info.AckFloor.Stream
+	s.lastRefresh = s.now()
+	if len(written) > 0 {
+		s.log.Info("warehouse: resuming after an interrupted write; events already in the lake will not be written again",
+			"ranges", len(written), "max_seq", written.max())
+	}
+	return nil
+}
+
+// add takes one message into its partition's batch.
+func (s *Sink) add(ctx context.Context, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		s.log.Error("warehouse: message without JetStream metadata; dropped", "subject", msg.Subject(), "err", err)
+		return
+	}
+	seq := meta.Sequence.Stream
+	if ref, ok := s.held[seq]; ok {
+		// Redelivered while we hold it (an ack wait ran out): keep the
+		// newest delivery, whose ack the server is waiting for.
+		ref.b.msgs[ref.i] = msg
+		return
+	}
+	if meta.NumDelivered > 1 && s.now().Sub(s.lastRefresh) > time.Second {
+		// Another process (or our previous life) may have written it.
+		if err := s.refresh(ctx); err != nil {
+			s.log.Warn("warehouse: cannot reread ledger for a redelivered event; it waits", "seq", seq, "err", err)
+			_ = msg.Nak()
+			return
+		}
+	}
+	// At or below the ack floor it was acked, so written: a redelivery
+	// sent just before the server took our ack.
+	if s.written.contains(seq) || (meta.NumDelivered > 1 && seq <= s.ackFloor) {
+		_ = msg.Ack()
+		s.metrics.Redelivered.Inc()
+		return
+	}
+	var env causalityv1.EventEnvelope
+	if err := proto.Unmarshal(msg.Data(), &env); err != nil {
+		s.log.Error("warehouse: stream message is not an event envelope; terminated", "seq", seq, "subject", msg.Subject(), "err", err)
+		s.metrics.Poison.Inc()
+		_ = msg.Term()
+		return
+	}
+	receivedMs := meta.Timestamp.UnixMilli()
+	if h := msg.Headers().Get(s.opts.HeaderReceivedAt); h != "" {
+		if v, err := strconv.ParseInt(h, 10, 64); err == nil {
+			receivedMs = v
+		}
+	}
+	p := PartitionOf(&env, receivedMs)
+	b := s.open[p]
+	if b == nil {
+		b = &batch{part: p, opened: s.now()}
+		s.open[p] = b
+	}
+	row := FromEnvelope(&env, receivedMs)
+	size := rowSize(&row)
+	s.held[seq] = heldRef{b, len(b.msgs)}
+	b.rows = append(b.rows, row)
+	b.msgs = append(b.msgs, msg)
+	b.seqs = append(b.seqs, seq)
+	b.bytes += size
+	s.buffered += size
+	s.metrics.Buffered.Inc()
+	s.metrics.BufferedBytes.Add(float64(size))
+	if len(b.rows) >= s.opts.FlushMaxEvents || b.bytes >= s.opts.FlushMaxBytes {
+		s.flush(ctx, []*batch{b})
+	}
+}
+
+func rowSize(r *Row) int64 {
+	return int64(rowOverhead + len(r.ID) + len(r.DeviceID) + len(r.CorrelationID) + len(r.EventCategory) +
+		len(r.EventType) + len(r.Platform) + len(r.OSVersion) + len(r.AppVersion) + len(r.BuildNumber) +
+		len(r.DeviceModel) + len(r.Manufacturer) + len(r.Locale) + len(r.Timezone) + len(r.NetworkType) +
+		len(r.Carrier) + len(r.SDKVersion) + len(r.PayloadJSON) + len(r.EventName) + len(r.IdempotencyKey))
+}
+
+// flushDue cuts every batch that has waited a whole interval. They go
+// together, under one ledger intent.
+func (s *Sink) flushDue(ctx context.Context) {
+	now := s.now()
+	var due []*batch
+	for _, b := range s.open {
+		if now.Sub(b.opened) >= s.opts.FlushInterval {
+			due = append(due, b)
+		}
+	}
+	if len(due) > 0 {
+		s.flush(ctx, due)
+	}
+}
+
+// flushLargest cuts the largest batches until the open ones take at most
+// half of FlushMaxBytes, so that many small partitions cannot hold memory
+// beyond the bound.
+func (s *Sink) flushLargest(ctx context.Context) {
+	all := make([]*batch, 0, len(s.open))
+	for _, b := range s.open {
+		all = append(all, b)
+	}
+	slices.SortFunc(all, func(a, b *batch) int { return int(b.bytes - a.bytes) })
+	var cut []*batch
+	left := s.buffered
+	for _, b := range all {
+		if left <= s.opts.FlushMaxBytes/2 {
+			break
+		}
+		cut = append(cut, b)
+		left -= b.bytes
+	}
+	s.flush(ctx, cut)
+}
+
+func (s *Sink) flushAll(ctx context.Context) {
+	if len(s.open) == 0 {
+		return
+	}
+	all := make([]*batch, 0, len(s.open))
+	for _, b := range s.open {
+		all = append(all, b)
+	}
+	s.flush(ctx, all)
+}
+
+// flush writes batches and acknowledges their events. Order is what makes
+// it exactly-once: intent, files, acks (see ledger.go). It retries until
+// it succeeds or ctx ends; on ctx's end the events stay unacknowledged.
+func (s *Sink) flush(ctx context.Context, batches []*batch) {
+	start := s.now()
+	files := make([]File, len(batches))
+	intentFiles := make([]intentFile, len(batches))
+	var rows int
+	for i, b := range batches {
+		if b.file == nil {
+			sortRowsByID(b.rows)
+			var buf bytes.Buffer
+			if err := WriteParquet(&buf, b.rows, s.opts.Encode); err != nil {
+				// Encoding valid rows in memory has no failure mode we
+				// know of; leave the events to redelivery rather than guess.
+				s.log.Error("warehouse: cannot encode a batch; its events stay in the stream", "partition", b.part.Path(), "err", err)
+				s.drop(b)
+				return
+			}
+			set := seqSetOf(b.seqs)
+			name := fmt.Sprintf("%d-%d-%s.parquet", set[0].lo, set.max(), randomHex(4))
+			b.file = &intentFile{Path: b.part.Path() + "/" + name, Seqs: set.encode()}
+			b.data = buf.Bytes()
+		}
+		files[i] = File{Name: b.file.Path, Data: b.data}
+		intentFiles[i] = *b.file
+		rows += len(b.rows)
+	}
+	intentName := fmt.Sprintf("%d-%s", start.UnixNano(), randomHex(4))
+	err := s.retry(ctx, func() error {
+		if err := s.ledger.write(ctx, intentName, intentFiles); err != nil {
+			return err
+		}
+		for _, f := range files {
+			if err := s.dest.Put(ctx, f.Name, f.Data); err != nil {
+				return fmt.Errorf("write %s: %w", f.Name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return // ctx ended; nothing acked, nothing lost
+	}
+	var maxSeq uint64
+	var size int64
+	for i, b := range batches {
+		for _, m := range b.msgs {
+			_ = m.Ack()
+		}
+		maxSeq = max(maxSeq, seqSetOf(b.seqs).max())
+		size += int64(len(files[i].Data))
+		s.drop(b)
+	}
+	s.intents[s.ledger.path(intentName)] = maxSeq
+	s.metrics.FilesWritten.Add(float64(len(files)))
+	s.metrics.RowsWritten.Add(float64(rows))
+	s.metrics.BytesWritten.Add(float64(size))
+	s.metrics.FlushDuration.Observe(s.now().Sub(start).Seconds())
+	s.metrics.LastWrite.SetToCurrentTime()
+	s.setHealthy()
+	s.log.Debug("warehouse: flushed", "files", len(files), "events", rows, "bytes", size, "took", s.now().Sub(start))
+}
+
+// drop forgets a batch (written, or abandoned to redelivery).
+func (s *Sink) drop(b *batch) {
+	for _, q := range b.seqs {
+		delete(s.held, q)
+	}
+	delete(s.open, b.part)
+	s.buffered -= b.bytes
+	s.metrics.Buffered.Sub(float64(len(b.rows)))
+	s.metrics.BufferedBytes.Sub(float64(b.bytes))
+}
+
+// retry runs op until it succeeds or ctx ends, backing off to 30s. Each
+// failure mode is logged when it starts, not on every attempt. While it
+// retries, every held event gets an in-progress ack so that JetStream does
+// not hand it to someone else.
+func (s *Sink) retry(ctx context.Context, op func() error) error {
+	backoff := 250 * time.Millisecond
+	var lastMode string
+	for {
+		err := op()
+		if err == nil {
+			if lastMode != "" {
+				s.log.Info("warehouse: writes work again", "destination", s.dest.String())
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		mode := failureMode(err)
+		s.metrics.FlushErrors.WithLabelValues(mode).Inc()
+		if mode != lastMode {
+			s.log.Error("warehouse: cannot write; events stay in the stream and writes are retried",
+				"destination", s.dest.String(), "mode", mode, "err", err)
+			lastMode = mode
+		}
+		s.setFailing(err)
+		s.heartbeat()
+		if !sleep(ctx, backoff) {
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// heartbeat sends in-progress acks for every held event, at most every
+// third of the ack wait.
+func (s *Sink) heartbeat() {
+	if s.now().Sub(s.lastHeartbeat) < s.opts.AckWait()/3 {
+		return
+	}
+	s.lastHeartbeat = s.now()
+	for _, b := range s.open {
+		for _, m := range b.msgs {
+			_ = m.InProgress()
+		}
+	}
+}
+
+// collect deletes intents that can no longer matter: every sequence they
+// name is below the consumer's ack floor (never redelivered), and has been
+// for ledgerGrace.
+func (s *Sink) collect(ctx context.Context) {
+	now := s.now()
+	if now.Sub(s.lastGC) < gcEvery || len(s.intents) == 0 {
+		return
+	}
+	s.lastGC = now
+	info, err := s.cons.Info(ctx)
+	if err != nil {
+		return
+	}
+	var done []string
+	for p, maxSeq := range s.intents {
+		if maxSeq > info.AckFloor.Stream {
+			continue
+		}
+		first, ok := s.collectable[p]
+		if !ok {
+			s.collectable[p] = now
+			continue
+		}
+		if now.Sub(first) >= ledgerGrace {
+			done = append(done, p)
+		}
+	}
+	if err := s.ledger.delete(ctx, done...); err != nil {
+		s.log.Warn("warehouse: cannot delete old ledger intents; will retry", "err", err)
+		return
+	}
+	for _, p := range done {
+		delete(s.intents, p)
+		delete(s.collectable, p)
+	}
+	if info.AckFloor.Stream >= s.written.max() {
+		s.written = nil
+	}
+}
+
+func (s *Sink) setFailing(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.status.Err == "" {
+		s.status.FailingSince = s.now()
+	}
+	s.status.Err = err.Error()
+}
+
+func (s *Sink) setHealthy() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status.Err = ""
+	s.status.FailingSince = time.Time{}
+	s.status.LastWrite = s.now()
+}
+
+// Failure modes, for logs and the flush error metric.
+const (
+	modeDiskFull    = "disk_full"
+	modePermission  = "permission"
+	modeUnreachable = "unreachable"
+	modeOther       = "other"
+)
+
+func failureMode(err error) string {
+	msg := strings.ToLower(err.Error())
+	switch {
+	case strings.Contains(msg, "no space left") || strings.Contains(msg, "quota") || strings.Contains(msg, "storage full") || strings.Contains(msg, "xminiostorage"):
+		return modeDiskFull
+	case strings.Contains(msg, "permission denied") || strings.Contains(msg, "access denied") || strings.Contains(msg, "read-only file system") || strings.Contains(msg, "forbidden"):
+		return modePermission
+	case strings.Contains(msg, "connection refused") || strings.Contains(msg, "no such host") || strings.Contains(msg, "timeout") ||
+		strings.Contains(msg, "connection reset") || strings.Contains(msg, "eof") || strings.Contains(msg, "unreachable"):
+		return modeUnreachable
+	}
+	return modeOther
+}
+
+// sortRowsByID orders rows by id, which compaction relies on to merge
+// files in one streaming pass with exact dedup. It sorts an index and then
+// moves each row once, instead of swapping ~400-byte rows O(n log n) times.
+func sortRowsByID(rows []Row) {
+	idx := make([]int32, len(rows))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortStableFunc(idx, func(a, b int32) int { return strings.Compare(rows[a].ID, rows[b].ID) })
+	// Apply the permutation in place by following its cycles: position i
+	// receives rows[idx[i]].
+	for i := range idx {
+		if idx[i] < 0 {
+			continue
+		}
+		tmp := rows[i]
+		j := i
+		for {
+			k := int(idx[j])
+			idx[j] = -1
+			if k == i {
+				rows[j] = tmp
+				break
+			}
+			rows[j] = rows[k]
+			j = k
+		}
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// sleep waits d or until ctx ends; it reports whether ctx is still alive.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// lagCache keeps consumer info for metric scrapes without hammering the
+// server.
+type lagCache struct {
+	mu   sync.Mutex
+	at   time.Time
+	lag  float64
+	last error
+}
+
+// RegisterLag exports the consumer lag (events not yet written) on reg.
+func (s *Sink) RegisterLag(reg prometheus.Registerer) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "causality_warehouse_consumer_lag",
+		Help:        "Events in the stream not yet written to the lake: waiting for delivery plus delivered and unacknowledged.",
+		ConstLabels: prometheus.Labels{"destination": s.dest.String()},
+	}, func() float64 {
+		lag, _ := s.Lag(context.Background())
+		return float64(lag)
+	}))
+}
+
+// Lag is the number of events not yet in the lake.
+func (s *Sink) Lag(ctx context.Context) (uint64, error) {
+	s.lagCache.mu.Lock()
+	defer s.lagCache.mu.Unlock()
+	if time.Since(s.lagCache.at) < time.Second {
+		return uint64(s.lagCache.lag), s.lagCache.last
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := s.cons.Info(ctx)
+	s.lagCache.at, s.lagCache.last = time.Now(), err
+	if err != nil {
+		return uint64(s.lagCache.lag), err
+	}
+	s.lagCache.lag = float64(info.NumPending + uint64(info.NumAckPending))
+	return uint64(s.lagCache.lag), nil
+}
