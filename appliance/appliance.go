@@ -24,6 +24,7 @@ import (
 	"github.com/causality-io/causality/appliance/metrics"
 	"github.com/causality-io/causality/appliance/pgembed"
 	"github.com/causality-io/causality/appliance/store"
+	"github.com/causality-io/causality/appliance/warehouse"
 )
 
 // keyReloadEvery is the safety net behind LISTEN/NOTIFY for key changes made elsewhere.
@@ -31,9 +32,11 @@ const keyReloadEvery = 30 * time.Second
 
 // Appliance is one running `causality serve`.
 type Appliance struct {
-	cfg *config.Config
-	log *slog.Logger
-	out io.Writer // where the startup banner goes
+	cfg  *config.Config
+	log  *slog.Logger
+	dest warehouse.Destination
+	sink *warehouse.Sink
+	out  io.Writer // where the startup banner goes
 
 	metrics  *metrics.Metrics
 	pg       *pgembed.Server // nil with --database-url
@@ -170,6 +173,10 @@ func (a *Appliance) Start(ctx context.Context) (err error) {
 		a.startDedupCap()
 	}
 
+	if err := a.startWarehouse(ctx); err != nil {
+		return err
+	}
+
 	validator, err := event.NewValidator()
 	if err != nil {
 		return fmt.Errorf("event validator: %w", err)
@@ -218,6 +225,10 @@ func (a *Appliance) Stop(ctx context.Context) error {
 		if err := a.http.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop http: %w", err))
 		}
+	}
+	// Ingest has stopped: the sink writes what it holds before the bus goes.
+	if err := a.stopWarehouse(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	if a.stopBackground != nil {
 		a.stopBackground()

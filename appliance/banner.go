@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/causality-io/causality/appliance/config"
 )
 
 // banner tells a person where to point a browser, the SDKs and tools, and where data lives.
@@ -30,6 +32,13 @@ func (a *Appliance) banner(generatedPassword string) {
 		fmt.Fprintf(&b, "  Postgres         embedded, %s\n", filepath.Join(abs, "postgres"))
 	} else {
 		b.WriteString("  Postgres         external (--database-url)\n")
+	}
+	if a.dest != nil {
+		fmt.Fprintf(&b, "  Warehouse        %s  (Parquet, Hive partitions; flushed every %s)\n", a.dest, a.cfg.FlushInterval)
+		if loc, err := a.cfg.Warehouse(); err == nil && loc.Kind == config.WarehouseFile {
+			fmt.Fprintf(&b, "  DuckDB           SELECT count(*) FROM read_parquet('%s/events/**/*.parquet', hive_partitioning = true);\n", loc.Dir)
+		}
+		b.WriteString("  Trino            causality trino  (prints the catalog file and table DDL for this warehouse)\n")
 	}
 	fmt.Fprintf(&b, "  Data dir         %s\n", abs)
 	if generatedPassword != "" {

@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -34,19 +35,27 @@ func (a *Appliance) routes(ing *ingest.Handler, api *admin.API) http.Handler {
 }
 
 // readyz answers 200 when the bus takes writes and the database answers, else 503 naming
-// what is down.
+// what is down. A failing warehouse makes it "degraded" but still 200: ingest is safe
+// (events wait in the stream), so a load balancer should keep sending them here.
 func (a *Appliance) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	checks := map[string]string{"nats": "ok", "postgres": "ok"}
+	checks := map[string]string{"nats": "ok", "postgres": "ok", "warehouse": "ok"}
 	code := http.StatusOK
+	status := "ok"
 	if err := a.bus.Check(ctx); err != nil {
 		checks["nats"], code = err.Error(), http.StatusServiceUnavailable
 	}
 	if err := a.store.Check(ctx); err != nil {
 		checks["postgres"], code = err.Error(), http.StatusServiceUnavailable
 	}
-	status := "ok"
+	if a.sink != nil {
+		if st := a.sink.Status(); st.Err != "" {
+			checks["warehouse"] = fmt.Sprintf("failing since %s: %s (events are kept in the stream and written when it recovers)",
+				st.FailingSince.UTC().Format(time.RFC3339), st.Err)
+			status = "degraded"
+		}
+	}
 	if code != http.StatusOK {
 		status = "unavailable"
 		w.Header().Set("Retry-After", "5")

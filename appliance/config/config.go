@@ -43,6 +43,21 @@ type Config struct {
 	CORSOrigins     []string
 	ShutdownTimeout time.Duration
 	MemoryLimit     ByteSize // soft limit for the Go heap; 0: none
+
+	// Warehouse.
+	WarehouseURL   string // file:///dir or s3://bucket/prefix; empty: <data-dir>/warehouse
+	S3Endpoint     string // host:port; empty: AWS S3
+	S3AccessKey    string
+	S3SecretKey    string
+	S3Region       string
+	S3Insecure     bool   // plain HTTP
+	S3Addressing   string // auto, path or virtual
+	FlushInterval  time.Duration
+	FlushMaxEvents int
+	FlushMaxBytes  ByteSize
+	CompactTarget  ByteSize      // 0: no compaction
+	CompactAfter   time.Duration // an hour is compacted this long after it ended
+	Retention      time.Duration // 0: keep forever
 }
 
 // Sync policies of the embedded JetStream file store.
@@ -87,6 +102,21 @@ func Parse(args []string, lookupEnv func(string) (string, bool), out io.Writer) 
 	fs.Var(&c.MemoryLimit, "memory-limit", "soft memory limit of the Go runtime: above it garbage is collected more eagerly (0: none; the GOMEMLIMIT variable, when set, wins)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop may take to drain requests and flush")
 
+	fs.StringVar(&c.WarehouseURL, "warehouse-url", "", "where the Parquet lake goes: file:///path or s3://bucket/prefix (empty: <data-dir>/warehouse)")
+	fs.StringVar(&c.S3Endpoint, "s3-endpoint", "", "S3 endpoint host:port for s3:// warehouses, e.g. 127.0.0.1:9000 for MinIO (empty: AWS S3)")
+	fs.StringVar(&c.S3AccessKey, "s3-access-key", "", "S3 access key id")
+	fs.StringVar(&c.S3SecretKey, "s3-secret-key", "", "S3 secret key (prefer the CAUSALITY_S3_SECRET_KEY variable: flags show up in ps)")
+	fs.StringVar(&c.S3Region, "s3-region", "", "S3 region (empty: us-east-1 or what the endpoint reports)")
+	fs.BoolVar(&c.S3Insecure, "s3-insecure", false, "talk plain HTTP to --s3-endpoint (a MinIO on a private network), not HTTPS")
+	fs.StringVar(&c.S3Addressing, "s3-addressing", "auto", "bucket addressing: auto, path (endpoint/bucket/key, MinIO and most S3-compatible stores) or virtual (bucket.endpoint/key)")
+	fs.DurationVar(&c.FlushInterval, "flush-interval", time.Minute, "longest an event waits before its Parquet file is written")
+	fs.IntVar(&c.FlushMaxEvents, "flush-max-events", 500_000, "a partition's file is written when it holds this many events")
+	c.FlushMaxBytes = 64 * MiB
+	fs.Var(&c.FlushMaxBytes, "flush-max-bytes", "a partition's file is written when its events take this much memory; also bounds the memory of all open files together")
+	c.CompactTarget = 128 * MiB
+	fs.Var(&c.CompactTarget, "compact-target", "closed hours are compacted into files of about this size (0: no compaction)")
+	fs.DurationVar(&c.CompactAfter, "compact-after", time.Hour, "an hour partition is compacted this long after it ended (late events after that land in new small files, compacted on a later pass)")
+	fs.DurationVar(&c.Retention, "retention", 0, "delete hour partitions older than this, e.g. 2160h for 90 days (0: keep forever)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -198,7 +228,92 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout < time.Second {
 		bad("shutdown-timeout", "must be at least 1s")
 	}
+	c.validateWarehouse(bad)
 	return errors.Join(errs...)
+}
+
+// validateWarehouse checks the warehouse flags.
+func (c *Config) validateWarehouse(bad func(flag, format string, args ...any)) {
+	w, err := c.Warehouse()
+	if err != nil {
+		bad("warehouse-url", "%v", err)
+	}
+	if w.Kind == WarehouseS3 {
+		if (c.S3AccessKey == "") != (c.S3SecretKey == "") {
+			bad("s3-access-key", "give both --s3-access-key and --s3-secret-key, or neither (then the AWS_* environment or instance credentials are used)")
+		}
+		if strings.Contains(c.S3Endpoint, "/") {
+			bad("s3-endpoint", "%q should be host:port without a scheme (use --s3-insecure for plain HTTP)", c.S3Endpoint)
+		}
+	}
+	switch c.S3Addressing {
+	case "auto", "path", "virtual":
+	default:
+		bad("s3-addressing", "%q is not auto, path or virtual", c.S3Addressing)
+	}
+	if c.FlushInterval < 100*time.Millisecond || c.FlushInterval > time.Hour {
+		bad("flush-interval", "must be between 100ms and 1h")
+	}
+	if c.FlushMaxEvents < 1 {
+		bad("flush-max-events", "must be at least 1")
+	}
+	if c.FlushMaxBytes < MiB {
+		bad("flush-max-bytes", "must be at least 1MiB")
+	}
+	if c.FlushMaxBytes > c.MemoryLimit/2 && c.MemoryLimit > 0 {
+		bad("flush-max-bytes", "%s is more than half of --memory-limit %s; raise the limit or lower this", c.FlushMaxBytes, c.MemoryLimit)
+	}
+	if c.CompactTarget != 0 && c.CompactTarget < MiB {
+		bad("compact-target", "must be 0 (off) or at least 1MiB")
+	}
+	if c.CompactAfter < 0 {
+		bad("compact-after", "must not be negative")
+	}
+	if c.Retention != 0 && c.Retention < 2*time.Hour {
+		bad("retention", "must be 0 (off) or at least 2h")
+	}
+}
+
+// Warehouse kinds.
+const (
+	WarehouseFile = "file"
+	WarehouseS3   = "s3"
+)
+
+// WarehouseLocation is --warehouse-url taken apart.
+type WarehouseLocation struct {
+	Kind   string // WarehouseFile or WarehouseS3
+	Dir    string // absolute directory, for file
+	Bucket string // for s3
+	Prefix string // key prefix without slashes at either end, for s3
+}
+
+// Warehouse parses --warehouse-url (empty: <data-dir>/warehouse).
+func (c *Config) Warehouse() (WarehouseLocation, error) {
+	if c.WarehouseURL == "" {
+		dir, err := filepath.Abs(filepath.Join(c.DataDir, "warehouse"))
+		return WarehouseLocation{Kind: WarehouseFile, Dir: dir}, err
+	}
+	u, err := url.Parse(c.WarehouseURL)
+	if err != nil {
+		return WarehouseLocation{}, fmt.Errorf("%q: %v", c.WarehouseURL, err)
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Host != "" && u.Host != "localhost" {
+			return WarehouseLocation{}, fmt.Errorf("%q: want file:///absolute/path (three slashes)", c.WarehouseURL)
+		}
+		if !filepath.IsAbs(u.Path) {
+			return WarehouseLocation{}, fmt.Errorf("%q: the path must be absolute, e.g. file:///var/lib/causality/warehouse", c.WarehouseURL)
+		}
+		return WarehouseLocation{Kind: WarehouseFile, Dir: filepath.Clean(u.Path)}, nil
+	case "s3":
+		if u.Host == "" {
+			return WarehouseLocation{}, fmt.Errorf("%q: want s3://bucket or s3://bucket/prefix", c.WarehouseURL)
+		}
+		return WarehouseLocation{Kind: WarehouseS3, Bucket: u.Host, Prefix: strings.Trim(u.Path, "/")}, nil
+	}
+	return WarehouseLocation{}, fmt.Errorf("%q: scheme must be file:// or s3://", c.WarehouseURL)
 }
 
 // JetStreamDir is where the embedded NATS server keeps its file store.
