@@ -1,4 +1,5 @@
 // Command causality is the Causality event analytics appliance: `causality serve` runs it,
+// `causality trino` prints the Trino setup for its warehouse (same flags as serve),
 // `causality bench` loads a running one, `causality version` says which build this is.
 package main
 
@@ -20,7 +21,7 @@ import (
 // Stamped by the release build (-ldflags -X).
 var version, commit, date = "dev", "none", "unknown"
 
-const usage = "usage: causality serve|bench|version [flags]  (causality <command> -h lists the flags)"
+const usage = "usage: causality serve|trino|bench|version [flags]  (causality <command> -h lists the flags)"
 
 func main() {
 	if pgembed.IsSupervisor() { // this process is the Postgres supervisor child of a serve
@@ -39,6 +40,12 @@ func main() {
 			exit(err)
 		}
 		exit(appliance.New(cfg, cfg.Logger(os.Stderr), os.Stdout).Run(ctx))
+	case "trino":
+		cfg, err := config.Parse(args, os.LookupEnv, os.Stderr)
+		if err != nil {
+			exit(err)
+		}
+		exit(appliance.WriteTrino(os.Stdout, cfg))
 	case "bench":
 		exit(bench.Main(ctx, args, os.Stdout, os.Stderr))
 	case "version", "--version":

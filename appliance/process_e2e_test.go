@@ -53,10 +53,11 @@ type proc struct {
 	exitState *os.ProcessState
 }
 
-func startProcess(t *testing.T, dir, httpAddr, natsAddr string) *proc {
+func startProcess(t *testing.T, dir, httpAddr, natsAddr string, extra ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(causalityBinary(t), "serve", "--data-dir", dir, "--http-addr", httpAddr,
-		"--admin-password", adminPassword, "--nats-listen", natsAddr, "--log-level", "warn")
+	args := append([]string{"serve", "--data-dir", dir, "--http-addr", httpAddr,
+		"--admin-password", adminPassword, "--nats-listen", natsAddr, "--log-level", "warn"}, extra...)
+	cmd := exec.Command(causalityBinary(t), args...)
 	cmd.Env = os.Environ()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

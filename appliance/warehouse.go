@@ -3,6 +3,7 @@ package appliance
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/causality-io/causality/appliance/bus"
@@ -10,6 +11,7 @@ import (
 	"github.com/causality-io/causality/appliance/warehouse"
 	"github.com/causality-io/causality/appliance/warehouse/localdest"
 	"github.com/causality-io/causality/appliance/warehouse/s3dest"
+	"github.com/causality-io/causality/appliance/warehouse/trino"
 )
 
 // How often the lake's housekeeping runs. Compaction and retention work on
@@ -100,4 +102,26 @@ func (a *Appliance) stopWarehouse(ctx context.Context) error {
 		return nil
 	}
 	return a.sink.Stop(ctx)
+}
+
+// WriteTrino prints the Trino catalog file and DDL for the warehouse cfg
+// names (`causality trino`).
+func WriteTrino(w io.Writer, cfg *config.Config) error {
+	loc, err := cfg.Warehouse()
+	if err != nil {
+		return fmt.Errorf("--warehouse-url: %w", err)
+	}
+	tc := trino.Config{WarehouseURL: "file://" + loc.Dir}
+	if loc.Kind == config.WarehouseS3 {
+		tc = trino.Config{
+			WarehouseURL: cfg.WarehouseURL,
+			S3Endpoint:   cfg.S3Endpoint,
+			S3Region:     cfg.S3Region,
+			S3AccessKey:  cfg.S3AccessKey,
+			S3Insecure:   cfg.S3Insecure,
+			// Auto addressing uses path style for any endpoint but AWS's.
+			S3PathStyle: cfg.S3Addressing == "path" || (cfg.S3Addressing == "auto" && cfg.S3Endpoint != ""),
+		}
+	}
+	return trino.Render(w, tc)
 }

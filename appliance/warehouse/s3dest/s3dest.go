@@ -50,9 +50,11 @@ type Options struct {
 	// Endpoint is host or host:port without a scheme; empty means
 	// DefaultEndpoint (Amazon S3).
 	Endpoint string
-	// AccessKey and SecretKey sign requests. Both empty sends anonymous
-	// requests (only useful against a bucket that allows them); one without
-	// the other is a configuration mistake and New rejects it.
+	// AccessKey and SecretKey sign requests. Both empty takes credentials
+	// from the environment the way AWS tools do (AWS_ACCESS_KEY_ID and
+	// AWS_SECRET_ACCESS_KEY, MINIO_ROOT_USER/PASSWORD, ~/.aws/credentials,
+	// then the instance or pod role), so a VM with an IAM role needs no
+	// keys at all; one without the other is a mistake and New rejects it.
 	AccessKey string
 	SecretKey string
 	// Region is the bucket's region. Empty lets the client ask the server
@@ -130,9 +132,18 @@ func New(opts Options) (*Dest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3 transport: %w", err)
 	}
+	creds := credentials.NewStaticV4(opts.AccessKey, opts.SecretKey, "")
+	if opts.AccessKey == "" {
+		creds = credentials.NewChainCredentials([]credentials.Provider{
+			&credentials.EnvAWS{},
+			&credentials.EnvMinio{},
+			&credentials.FileAWSCredentials{},
+			&credentials.IAM{},
+		})
+	}
 	newClient := func(maxRetries int) (*minio.Client, error) {
 		return minio.New(endpoint, &minio.Options{
-			Creds:        credentials.NewStaticV4(opts.AccessKey, opts.SecretKey, ""),
+			Creds:        creds,
 			Secure:       !opts.Insecure,
 			Transport:    transport, // one connection pool for both clients
 			Region:       opts.Region,
