@@ -184,49 +184,68 @@ func (d *Dest) Get(ctx context.Context, p string) ([]byte, error) {
 }
 
 // List walks prefix (a directory) and returns its visible regular files.
+// Each directory is read through one open descriptor and its files are
+// stat'ed relative to it, so a directory swapped by Replace mid-listing is
+// seen whole: old set or new set.
 func (d *Dest) List(ctx context.Context, prefix string) ([]lake.Object, error) {
 	base, err := d.abs(prefix)
 	if err != nil {
 		return nil, err
 	}
 	var out []lake.Object
-	err = filepath.WalkDir(base, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // vanished (retention, compaction) or never existed
-			}
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if p != base && hidden(e.Name()) {
-			if e.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !e.Type().IsRegular() {
-			return nil
-		}
-		info, err := e.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(d.root, p)
-		if err != nil {
-			return err
-		}
-		out = append(out, lake.Object{Path: filepath.ToSlash(rel), Size: info.Size(), ModTime: info.ModTime()})
-		return nil
-	})
-	if err != nil {
+	if err := d.walk(ctx, base, &out); err != nil {
 		return nil, fmt.Errorf("list %s: %w", prefix, err)
 	}
 	return out, nil
+}
+
+func (d *Dest) walk(ctx context.Context, dir string, out *[]lake.Object) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f, err := os.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
+		return nil // vanished (retention, compaction) or never existed
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	entries, err := f.ReadDir(-1)
+	if err != nil {
+		return err
+	}
+	rel, err := filepath.Rel(d.root, dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if hidden(e.Name()) {
+			continue
+		}
+		if e.IsDir() {
+			if err := d.walk(ctx, filepath.Join(dir, e.Name()), out); err != nil {
+				return err
+			}
+			continue
+		}
+		if !e.Type().IsRegular() {
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(int(f.Fd()), e.Name(), &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				continue
+			}
+			return fmt.Errorf("stat %s: %w", e.Name(), err)
+		}
+		*out = append(*out, lake.Object{
+			Path:    filepath.ToSlash(filepath.Join(rel, e.Name())),
+			Size:    st.Size,
+			ModTime: time.Unix(st.Mtim.Unix()),
+		})
+	}
+	return nil
 }
 
 func hidden(name string) bool { return strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") }
@@ -289,7 +308,12 @@ func (d *Dest) Replace(ctx context.Context, dir string, add []lake.File, remove 
 	if err != nil {
 		return fmt.Errorf("stage replacement of %s: %w", dir, err)
 	}
-	defer os.RemoveAll(stage) // after the exchange it holds the old content
+	exchanged := false
+	defer func() {
+		if !exchanged {
+			os.RemoveAll(stage)
+		}
+	}()
 
 	entries, err := os.ReadDir(full)
 	if err != nil {
@@ -318,7 +342,34 @@ func (d *Dest) Replace(ctx context.Context, dir string, add []lake.File, remove 
 	if err != nil {
 		return fmt.Errorf("swap %s: %w", dir, err)
 	}
-	return syncDir(parent)
+	exchanged = true
+	if err := syncDir(parent); err != nil {
+		return err
+	}
+	// The old content now sits in the staging area. It is removed later,
+	// not now: a reader that opened the directory just before the swap may
+	// still be listing it, and must see it whole. Its mtime starts the clock.
+	now := time.Now()
+	_ = os.Chtimes(stage, now, now)
+	d.sweep(stageRoot, oldContentGrace)
+	return nil
+}
+
+// oldContentGrace is how long swapped-out partition content is kept for
+// readers that were listing it; far above any listing's duration.
+const oldContentGrace = time.Minute
+
+// sweep removes staging entries older than grace.
+func (d *Dest) sweep(stageRoot string, grace time.Duration) {
+	entries, err := os.ReadDir(stageRoot)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > grace {
+			os.RemoveAll(filepath.Join(stageRoot, e.Name()))
+		}
+	}
 }
 
 func replaceInPlace(dir string, add []lake.File, remove []string) error {
