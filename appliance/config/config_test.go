@@ -65,6 +65,17 @@ func TestParseErrorsNameTheFlag(t *testing.T) {
 		{"bad log level", []string{"--log-level", "loud"}, nil, "--log-level"},
 		{"bad env value", nil, map[string]string{"CAUSALITY_DEDUP_WINDOW": "soon"}, "CAUSALITY_DEDUP_WINDOW"},
 		{"stray argument", []string{"now"}, nil, "unexpected argument"},
+		{"relative warehouse", []string{"--warehouse-url", "file://lake"}, nil, "--warehouse-url"},
+		{"warehouse path not absolute", []string{"--warehouse-url", "file:lake"}, nil, "--warehouse-url"},
+		{"warehouse scheme", []string{"--warehouse-url", "gs://bucket"}, nil, "--warehouse-url"},
+		{"s3 without bucket", []string{"--warehouse-url", "s3:///prefix"}, nil, "--warehouse-url"},
+		{"half s3 credentials", []string{"--warehouse-url", "s3://b", "--s3-access-key", "k"}, nil, "--s3-access-key"},
+		{"s3 endpoint with scheme", []string{"--warehouse-url", "s3://b", "--s3-endpoint", "http://minio:9000"}, nil, "--s3-endpoint"},
+		{"s3 addressing", []string{"--s3-addressing", "dns"}, nil, "--s3-addressing"},
+		{"flush interval", []string{"--flush-interval", "10ms"}, nil, "--flush-interval"},
+		{"flush bytes above memory", []string{"--flush-max-bytes", "300MiB"}, nil, "--flush-max-bytes"},
+		{"compact target", []string{"--compact-target", "1KiB"}, nil, "--compact-target"},
+		{"retention too short", []string{"--retention", "1h"}, nil, "--retention"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,6 +84,28 @@ func TestParseErrorsNameTheFlag(t *testing.T) {
 				t.Fatalf("error %v, want one naming %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestWarehouseLocation(t *testing.T) {
+	tests := []struct {
+		args []string
+		want WarehouseLocation
+	}{
+		{[]string{"--data-dir", "/var/lib/causality"}, WarehouseLocation{Kind: WarehouseFile, Dir: "/var/lib/causality/warehouse"}},
+		{[]string{"--warehouse-url", "file:///srv/lake/"}, WarehouseLocation{Kind: WarehouseFile, Dir: "/srv/lake"}},
+		{[]string{"--warehouse-url", "s3://events"}, WarehouseLocation{Kind: WarehouseS3, Bucket: "events"}},
+		{[]string{"--warehouse-url", "s3://events/prod/lake/"}, WarehouseLocation{Kind: WarehouseS3, Bucket: "events", Prefix: "prod/lake"}},
+	}
+	for _, tt := range tests {
+		c, err := Parse(tt.args, env(nil), io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", tt.args, err)
+		}
+		got, err := c.Warehouse()
+		if err != nil || got != tt.want {
+			t.Errorf("%v: Warehouse() = %+v, %v; want %+v", tt.args, got, err, tt.want)
+		}
 	}
 }
 
