@@ -7,11 +7,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -113,7 +117,11 @@ type Sink struct {
 	now      func() time.Time
 	lagCache lagCache
 
-	open     map[Partition]*batch
+	open map[Partition]*batch
+	// sealed are batches whose write began and did not finish (the run
+	// ended mid-retry). Their file name and content are fixed, so they
+	// take no new events; the final flush writes them as they are.
+	sealed   []*batch
 	held     map[uint64]heldRef // stream sequence -> where its message is held
 	buffered int64
 	// written are sequences a crashed run wrote but did not ack (from the
@@ -470,10 +478,10 @@ func (s *Sink) flushLargest(ctx context.Context) {
 }
 
 func (s *Sink) flushAll(ctx context.Context) {
-	if len(s.open) == 0 {
+	if len(s.open)+len(s.sealed) == 0 {
 		return
 	}
-	all := make([]*batch, 0, len(s.open))
+	all := slices.Clone(s.sealed)
 	for _, b := range s.open {
 		all = append(all, b)
 	}
@@ -521,7 +529,15 @@ func (s *Sink) flush(ctx context.Context, batches []*batch) {
 		return nil
 	})
 	if err != nil {
-		return // ctx ended; nothing acked, nothing lost
+		// ctx ended: nothing acked, nothing lost. The batches keep their
+		// file for the final flush and take no more events.
+		for _, b := range batches {
+			if s.open[b.part] == b {
+				delete(s.open, b.part)
+				s.sealed = append(s.sealed, b)
+			}
+		}
+		return
 	}
 	var maxSeq uint64
 	var size int64
@@ -543,12 +559,23 @@ func (s *Sink) flush(ctx context.Context, batches []*batch) {
 	s.log.Debug("warehouse: flushed", "files", len(files), "events", rows, "bytes", size, "took", s.now().Sub(start))
 }
 
+func (s *Sink) openBatches() []*batch {
+	out := make([]*batch, 0, len(s.open))
+	for _, b := range s.open {
+		out = append(out, b)
+	}
+	return out
+}
+
 // drop forgets a batch (written, or abandoned to redelivery).
 func (s *Sink) drop(b *batch) {
 	for _, q := range b.seqs {
 		delete(s.held, q)
 	}
-	delete(s.open, b.part)
+	if s.open[b.part] == b {
+		delete(s.open, b.part)
+	}
+	s.sealed = slices.DeleteFunc(s.sealed, func(x *batch) bool { return x == b })
 	s.buffered -= b.bytes
 	s.metrics.Buffered.Sub(float64(len(b.rows)))
 	s.metrics.BufferedBytes.Sub(float64(b.bytes))
@@ -595,7 +622,7 @@ func (s *Sink) heartbeat() {
 		return
 	}
 	s.lastHeartbeat = s.now()
-	for _, b := range s.open {
+	for _, b := range append(slices.Clone(s.sealed), s.openBatches()...) {
 		for _, m := range b.msgs {
 			_ = m.InProgress()
 		}
@@ -668,14 +695,29 @@ const (
 )
 
 func failureMode(err error) string {
+	var netErr net.Error
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return modeDiskFull
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
+		return modePermission
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr), errors.Is(err, io.ErrUnexpectedEOF):
+		return modeUnreachable
+	}
+	// S3 errors arrive as text from the server. Only the innermost error is
+	// read: the outer ones name the object, whose app id could contain any
+	// of these words.
+	for inner := errors.Unwrap(err); inner != nil; inner = errors.Unwrap(inner) {
+		err = inner
+	}
 	msg := strings.ToLower(err.Error())
 	switch {
-	case strings.Contains(msg, "no space left") || strings.Contains(msg, "quota") || strings.Contains(msg, "storage full") || strings.Contains(msg, "xminiostorage"):
+	case strings.Contains(msg, "no space left") || strings.Contains(msg, "quota") || strings.Contains(msg, "storage full") || strings.Contains(msg, "storage reached"):
 		return modeDiskFull
-	case strings.Contains(msg, "permission denied") || strings.Contains(msg, "access denied") || strings.Contains(msg, "read-only file system") || strings.Contains(msg, "forbidden"):
+	case strings.Contains(msg, "access denied") || strings.Contains(msg, "forbidden") || strings.Contains(msg, "permission denied"):
 		return modePermission
 	case strings.Contains(msg, "connection refused") || strings.Contains(msg, "no such host") || strings.Contains(msg, "timeout") ||
-		strings.Contains(msg, "connection reset") || strings.Contains(msg, "eof") || strings.Contains(msg, "unreachable"):
+		strings.Contains(msg, "connection reset") || strings.Contains(msg, "server not initialized") || strings.Contains(msg, "unreachable"):
 		return modeUnreachable
 	}
 	return modeOther
