@@ -123,6 +123,9 @@ type Sink struct {
 	// take no new events; the final flush writes them as they are.
 	sealed   []*batch
 	held     map[uint64]heldRef // stream sequence -> where its message is held
+	// nextDue is the earliest interval deadline of the open batches (zero:
+	// none open), so the loop does not scan every partition per message.
+	nextDue time.Time
 	buffered int64
 	// written are sequences a crashed run wrote but did not ack (from the
 	// ledger); redeliveries of them are acked without writing.
@@ -308,11 +311,8 @@ func (s *Sink) Run(ctx context.Context) error {
 // kept even when nothing arrives.
 func (s *Sink) wait() time.Duration {
 	w := 250 * time.Millisecond
-	now := s.now()
-	for _, b := range s.open {
-		if d := b.opened.Add(s.opts.FlushInterval).Sub(now); d < w {
-			w = d
-		}
+	if !s.nextDue.IsZero() {
+		w = min(w, s.nextDue.Sub(s.now()))
 	}
 	return max(w, time.Millisecond)
 }
@@ -418,6 +418,9 @@ func (s *Sink) add(ctx context.Context, msg jetstream.Msg) {
 	if b == nil {
 		b = &batch{part: p, opened: s.now()}
 		s.open[p] = b
+		if due := b.opened.Add(s.opts.FlushInterval); s.nextDue.IsZero() || due.Before(s.nextDue) {
+			s.nextDue = due
+		}
 	}
 	row := FromEnvelope(&env, receivedMs)
 	size := rowSize(&row)
@@ -445,10 +448,17 @@ func rowSize(r *Row) int64 {
 // together, under one ledger intent.
 func (s *Sink) flushDue(ctx context.Context) {
 	now := s.now()
+	if s.nextDue.IsZero() || now.Before(s.nextDue) {
+		return
+	}
 	var due []*batch
+	s.nextDue = time.Time{}
 	for _, b := range s.open {
-		if now.Sub(b.opened) >= s.opts.FlushInterval {
+		deadline := b.opened.Add(s.opts.FlushInterval)
+		if !now.Before(deadline) {
 			due = append(due, b)
+		} else if s.nextDue.IsZero() || deadline.Before(s.nextDue) {
+			s.nextDue = deadline
 		}
 	}
 	if len(due) > 0 {
