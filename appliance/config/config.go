@@ -113,8 +113,8 @@ func Parse(args []string, lookupEnv func(string) (string, bool), out io.Writer) 
 	fs.IntVar(&c.FlushMaxEvents, "flush-max-events", 500_000, "a partition's file is written when it holds this many events")
 	c.FlushMaxBytes = 64 * MiB
 	fs.Var(&c.FlushMaxBytes, "flush-max-bytes", "a partition's file is written when its events take this much memory; also bounds the memory of all open files together")
-	c.CompactTarget = 128 * MiB
-	fs.Var(&c.CompactTarget, "compact-target", "closed hours are compacted into files of about this size (0: no compaction)")
+	c.CompactTarget = 64 * MiB
+	fs.Var(&c.CompactTarget, "compact-target", "closed hours are compacted into files of about this size (0: no compaction); compaction needs about 1.4x this in memory")
 	fs.DurationVar(&c.CompactAfter, "compact-after", time.Hour, "an hour partition is compacted this long after it ended (late events after that land in new small files, compacted on a later pass)")
 	fs.DurationVar(&c.Retention, "retention", 0, "delete hour partitions older than this, e.g. 2160h for 90 days (0: keep forever)")
 	if err := fs.Parse(args); err != nil {
@@ -265,6 +265,9 @@ func (c *Config) validateWarehouse(bad func(flag, format string, args ...any)) {
 	}
 	if c.CompactTarget != 0 && c.CompactTarget < MiB {
 		bad("compact-target", "must be 0 (off) or at least 1MiB")
+	}
+	if c.MemoryLimit > 0 && c.CompactTarget > c.MemoryLimit/3 {
+		bad("compact-target", "%s needs about 1.4x that in memory, too much for --memory-limit %s; lower it or raise the limit", c.CompactTarget, c.MemoryLimit)
 	}
 	if c.CompactAfter < 0 {
 		bad("compact-after", "must not be negative")
