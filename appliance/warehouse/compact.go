@@ -105,13 +105,11 @@ package warehouse
 // neither (missing rows); there is no moment in between to observe. A
 // reader can hit a file it listed just before the swap being gone when it
 // opens it: it lists again and gets the new set
-// (TestCompactLocalReadersSeeEveryIDOnce counts how often). Two caveats
-// belong to localdest, not to this scheme: it deletes the old content
-// right after the exchange, so a listing that needs several getdents calls
-// (hundreds of files) and straddles that delete can come back short; and
-// its List stats each entry after reading the directory and silently drops
-// entries that vanished, so a List straddling a swap can also come back
-// short. On S3, which has no multi-object swap, a listing between the
+// (TestCompactLocalReadersSeeEveryIDOnce counts how often). localdest
+// keeps the swapped-out content for a minute before deleting it, so a
+// listing that straddles the swap still reads one whole directory, and its
+// List reads each directory through one descriptor. On S3, which has no
+// multi-object swap, a listing between the
 // first upload and the last delete sees both old and new files: rows
 // twice, never rows missing.
 //

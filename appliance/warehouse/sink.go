@@ -121,11 +121,11 @@ type Sink struct {
 	// sealed are batches whose write began and did not finish (the run
 	// ended mid-retry). Their file name and content are fixed, so they
 	// take no new events; the final flush writes them as they are.
-	sealed   []*batch
-	held     map[uint64]heldRef // stream sequence -> where its message is held
+	sealed []*batch
+	held   map[uint64]heldRef // stream sequence -> where its message is held
 	// nextDue is the earliest interval deadline of the open batches (zero:
 	// none open), so the loop does not scan every partition per message.
-	nextDue time.Time
+	nextDue  time.Time
 	buffered int64
 	// written are sequences a crashed run wrote but did not ack (from the
 	// ledger); redeliveries of them are acked without writing.
