@@ -338,15 +338,6 @@ func TestCompactMergesSmallFiles(t *testing.T) {
 	}
 }
 
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
 
 // TestCompactOutputEncoding checks that outputs are encoded like the
 // sink's files: the same schema, zstd, dictionary pages on the same
