@@ -338,7 +338,6 @@ func TestCompactMergesSmallFiles(t *testing.T) {
 	}
 }
 
-
 // TestCompactOutputEncoding checks that outputs are encoded like the
 // sink's files: the same schema, zstd, dictionary pages on the same
 // columns.
