@@ -2,6 +2,7 @@ package appliance_test
 
 import (
 	"bufio"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
@@ -135,4 +136,36 @@ func metric(t *testing.T, base, name string) float64 {
 	}
 	t.Fatalf("metric %s not exported", name)
 	return 0
+}
+
+// With the warehouse unreachable the appliance still starts and takes
+// events (they wait in the stream), and /readyz says what is wrong.
+func TestUnreachableWarehouseDegradesButIngests(t *testing.T) {
+	cfg := testConfig(t, dataDir(t))
+	cfg.WarehouseURL = "s3://lake/events"
+	cfg.S3Endpoint = freeAddr(t) // nothing listens there
+	cfg.S3Insecure = true
+	cfg.S3AccessKey, cfg.S3SecretKey = "causality", "causality-secret"
+	cfg.FlushInterval = 200 * time.Millisecond
+	s := start(t, cfg)
+	key := s.createKey("shop", "")
+	if r := s.ingest("/v1/events/batch", key, "application/json", minimalBatch("shop", "degraded", 10)); r.code != http.StatusOK {
+		t.Fatalf("ingest with the warehouse down: %s", r)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := s.do("GET", "/readyz", nil, nil)
+		body := r.json(t)
+		checks, _ := body["checks"].(map[string]any)
+		if r.code == http.StatusOK && body["status"] == "degraded" && strings.Contains(fmt.Sprint(checks["warehouse"]), "failing since") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz never reported the warehouse: %s", r)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if lag := metric(t, s.base, "causality_warehouse_consumer_lag"); lag != 10 {
+		t.Errorf("warehouse lag %v, want the 10 events kept in the stream", lag)
+	}
 }
