@@ -48,6 +48,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatchProto$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./appliance/event
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSingleJSON$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./appliance/event
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSeqSet$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./appliance/warehouse
+	$(GO) test -run '^$$' -fuzz '^FuzzRawPartitionOf$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./appliance/warehouse
 
 ## lint: gofmt, go vet, staticcheck
 lint:

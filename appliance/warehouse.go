@@ -83,7 +83,7 @@ func (a *Appliance) startWarehouse(ctx context.Context) error {
 	log := a.log.With("component", "warehouse")
 	m := warehouse.NewMetrics(a.metrics.Registry, dest.String())
 	a.dest = dest
-	a.sink = warehouse.NewSink(cons, dest, warehouse.StreamID(info.CachedInfo()), opts, m, log)
+	a.sink = warehouse.NewSink(cons, a.bus.Conn(), dest, warehouse.StreamID(info.CachedInfo()), opts, m, log)
 	a.sink.RegisterLag(a.metrics.Registry)
 
 	go func() {

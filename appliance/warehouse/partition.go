@@ -1,9 +1,12 @@
 package warehouse
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
 
 	causalityv1 "github.com/causality-io/causality/gen/causality/v1"
 )
@@ -144,3 +147,51 @@ func needsEscape(c byte) bool {
 	}
 	return false
 }
+
+// RawPartitionOf is PartitionOf for an envelope still in protobuf form. It
+// reads only app_id and timestamp_ms, skipping every other field without
+// decoding it, so the sink can file an event without unmarshalling it
+// (that happens once, when its file is written). Malformed protobuf is an
+// error.
+func RawPartitionOf(data []byte, receivedMs int64) (Partition, error) {
+	var (
+		appID string
+		tsMs  int64
+	)
+	for len(data) > 0 {
+		num, typ, n := protowire.ConsumeTag(data)
+		if n < 0 {
+			return Partition{}, fmt.Errorf("envelope: %w", protowire.ParseError(n))
+		}
+		data = data[n:]
+		switch {
+		case num == envelopeAppID && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(data)
+			if n < 0 {
+				return Partition{}, fmt.Errorf("envelope app_id: %w", protowire.ParseError(n))
+			}
+			appID, data = string(v), data[n:]
+		case num == envelopeTimestampMs && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(data)
+			if n < 0 {
+				return Partition{}, fmt.Errorf("envelope timestamp_ms: %w", protowire.ParseError(n))
+			}
+			tsMs, data = int64(v), data[n:]
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, data)
+			if n < 0 {
+				return Partition{}, fmt.Errorf("envelope field %d: %w", num, protowire.ParseError(n))
+			}
+			data = data[n:]
+		}
+	}
+	t := time.UnixMilli(EventTimeMs(tsMs, receivedMs)).UTC()
+	return Partition{AppID: appID, Year: t.Year(), Month: int(t.Month()), Day: t.Day(), Hour: t.Hour()}, nil
+}
+
+// Field numbers of EventEnvelope that RawPartitionOf reads; a test checks
+// them against the generated descriptor.
+const (
+	envelopeAppID       protowire.Number = 2
+	envelopeTimestampMs protowire.Number = 4
+)

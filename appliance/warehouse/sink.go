@@ -101,8 +101,9 @@ const (
 	ledgerGrace = 2 * time.Minute
 	// gcEvery is how often written intents are collected.
 	gcEvery = 30 * time.Second
-	// rowOverhead approximates the memory of a Row beyond its string bytes.
-	rowOverhead = 400
+	// heldOverhead approximates the memory of a held event beyond its
+	// bytes and reply subject.
+	heldOverhead = 64
 )
 
 // Sink reads the stream through a durable consumer and writes the lake.
@@ -110,6 +111,7 @@ const (
 type Sink struct {
 	opts     SinkOptions
 	cons     jetstream.Consumer
+	nc       *nats.Conn // acks go straight to the message's reply subject
 	dest     Destination
 	ledger   *ledger
 	log      *slog.Logger
@@ -122,7 +124,7 @@ type Sink struct {
 	// ended mid-retry). Their file name and content are fixed, so they
 	// take no new events; the final flush writes them as they are.
 	sealed []*batch
-	held   map[uint64]heldRef // stream sequence -> where its message is held
+	held   map[uint64]struct{} // stream sequences in open or sealed batches
 	// nextDue is the earliest interval deadline of the open batches (zero:
 	// none open), so the loop does not scan every partition per message.
 	nextDue  time.Time
@@ -159,26 +161,31 @@ type Status struct {
 
 type batch struct {
 	part   Partition
-	rows   []Row
-	msgs   []jetstream.Msg
-	seqs   []uint64
+	events []heldEvent
 	bytes  int64
 	opened time.Time
 	// file is set by the first attempt to write the batch and reused by
 	// later ones, so a flush retried at shutdown rewrites the same file
 	// rather than adding a second copy under a new name.
-	file *intentFile
-	data []byte
+	file    *intentFile
+	encoded []byte
+	rows    int // in file
 }
 
-type heldRef struct {
-	b *batch
-	i int
+// heldEvent is an event waiting in a batch: the stored bytes as they came
+// from the stream, decoded only when the file is written. Holding decoded
+// rows instead (some twenty strings each) made the garbage collector scan
+// tens of megabytes of pointers all the time; this is two pointers.
+type heldEvent struct {
+	reply    string // ack subject of the latest delivery
+	data     []byte // the envelope, protobuf
+	received int64  // Unix ms
+	seq      uint64
 }
 
-// NewSink makes a sink reading cons into dest. stream identifies the
+// NewSink makes a sink reading cons (on connection nc) into dest. stream identifies the
 // stream incarnation (see StreamID).
-func NewSink(cons jetstream.Consumer, dest Destination, stream string, opts SinkOptions, m *Metrics, log *slog.Logger) *Sink {
+func NewSink(cons jetstream.Consumer, nc *nats.Conn, dest Destination, stream string, opts SinkOptions, m *Metrics, log *slog.Logger) *Sink {
 	opts = opts.withDefaults()
 	if opts.HeaderReceivedAt == "" {
 		opts.HeaderReceivedAt = "Causality-Received-Ms"
@@ -191,13 +198,14 @@ func NewSink(cons jetstream.Consumer, dest Destination, stream string, opts Sink
 		done:        make(chan struct{}),
 		opts:        opts,
 		cons:        cons,
+		nc:          nc,
 		dest:        dest,
 		ledger:      newLedger(dest, cons.CachedInfo().Name, stream),
 		log:         log,
 		metrics:     m,
 		now:         time.Now,
 		open:        map[Partition]*batch{},
-		held:        map[uint64]heldRef{},
+		held:        map[uint64]struct{}{},
 		intents:     map[string]uint64{},
 		collectable: map[string]time.Time{},
 	}
@@ -378,42 +386,41 @@ func (s *Sink) add(ctx context.Context, msg jetstream.Msg) {
 		s.log.Error("warehouse: message without JetStream metadata; dropped", "subject", msg.Subject(), "err", err)
 		return
 	}
-	seq := meta.Sequence.Stream
-	if ref, ok := s.held[seq]; ok {
-		// Redelivered while we hold it (an ack wait ran out): keep the
-		// newest delivery, whose ack the server is waiting for.
-		ref.b.msgs[ref.i] = msg
-		return
-	}
-	if meta.NumDelivered > 1 && s.now().Sub(s.lastRefresh) > time.Second {
-		// Another process (or our previous life) may have written it.
-		if err := s.refresh(ctx); err != nil {
-			s.log.Warn("warehouse: cannot reread ledger for a redelivered event; it waits", "seq", seq, "err", err)
-			_ = msg.Nak()
-			return
-		}
-	}
-	// At or below the ack floor it was acked, so written: a redelivery
-	// sent just before the server took our ack.
-	if s.written.contains(seq) || (meta.NumDelivered > 1 && seq <= s.ackFloor) {
-		_ = msg.Ack()
-		s.metrics.Redelivered.Inc()
-		return
-	}
-	var env causalityv1.EventEnvelope
-	if err := proto.Unmarshal(msg.Data(), &env); err != nil {
-		s.log.Error("warehouse: stream message is not an event envelope; terminated", "seq", seq, "subject", msg.Subject(), "err", err)
-		s.metrics.Poison.Inc()
-		_ = msg.Term()
-		return
-	}
+	seq, reply := meta.Sequence.Stream, msg.Reply()
 	receivedMs := meta.Timestamp.UnixMilli()
 	if h := msg.Headers().Get(s.opts.HeaderReceivedAt); h != "" {
 		if v, err := strconv.ParseInt(h, 10, 64); err == nil {
 			receivedMs = v
 		}
 	}
-	p := PartitionOf(&env, receivedMs)
+	p, err := RawPartitionOf(msg.Data(), receivedMs)
+	if err != nil {
+		s.log.Error("warehouse: stream message is not an event envelope; terminated", "seq", seq, "subject", msg.Subject(), "err", err)
+		s.metrics.Poison.Inc()
+		s.reply(reply, ackTerm)
+		return
+	}
+	if _, ok := s.held[seq]; ok {
+		// Redelivered while we hold it (an ack wait ran out): keep the
+		// newest delivery, whose ack the server is waiting for.
+		s.replaceReply(p, seq, reply)
+		return
+	}
+	if meta.NumDelivered > 1 && s.now().Sub(s.lastRefresh) > time.Second {
+		// Another process (or our previous life) may have written it.
+		if err := s.refresh(ctx); err != nil {
+			s.log.Warn("warehouse: cannot reread ledger for a redelivered event; it waits", "seq", seq, "err", err)
+			s.reply(reply, ackNak)
+			return
+		}
+	}
+	// At or below the ack floor it was acked, so written: a redelivery
+	// sent just before the server took our ack.
+	if s.written.contains(seq) || (meta.NumDelivered > 1 && seq <= s.ackFloor) {
+		s.reply(reply, ackAck)
+		s.metrics.Redelivered.Inc()
+		return
+	}
 	b := s.open[p]
 	if b == nil {
 		b = &batch{part: p, opened: s.now()}
@@ -422,26 +429,48 @@ func (s *Sink) add(ctx context.Context, msg jetstream.Msg) {
 			s.nextDue = due
 		}
 	}
-	row := FromEnvelope(&env, receivedMs)
-	size := rowSize(&row)
-	s.held[seq] = heldRef{b, len(b.msgs)}
-	b.rows = append(b.rows, row)
-	b.msgs = append(b.msgs, msg)
-	b.seqs = append(b.seqs, seq)
+	size := int64(heldOverhead + len(reply) + cap(msg.Data()))
+	s.held[seq] = struct{}{}
+	b.events = append(b.events, heldEvent{reply: reply, data: msg.Data(), received: receivedMs, seq: seq})
 	b.bytes += size
 	s.buffered += size
 	s.metrics.Buffered.Inc()
 	s.metrics.BufferedBytes.Add(float64(size))
-	if len(b.rows) >= s.opts.FlushMaxEvents || b.bytes >= s.opts.FlushMaxBytes {
+	if len(b.events) >= s.opts.FlushMaxEvents || b.bytes >= s.opts.FlushMaxBytes {
 		s.flush(ctx, []*batch{b})
 	}
 }
 
-func rowSize(r *Row) int64 {
-	return int64(rowOverhead + len(r.ID) + len(r.DeviceID) + len(r.CorrelationID) + len(r.EventCategory) +
-		len(r.EventType) + len(r.Platform) + len(r.OSVersion) + len(r.AppVersion) + len(r.BuildNumber) +
-		len(r.DeviceModel) + len(r.Manufacturer) + len(r.Locale) + len(r.Timezone) + len(r.NetworkType) +
-		len(r.Carrier) + len(r.SDKVersion) + len(r.PayloadJSON) + len(r.EventName) + len(r.IdempotencyKey))
+// replaceReply points a held event at its newest delivery.
+func (s *Sink) replaceReply(p Partition, seq uint64, reply string) {
+	for _, b := range append([]*batch{s.open[p]}, s.sealed...) {
+		if b == nil || b.part != p {
+			continue
+		}
+		for i := range b.events {
+			if b.events[i].seq == seq {
+				b.events[i].reply = reply
+				return
+			}
+		}
+	}
+}
+
+// JetStream ack bodies (its protocol: a publish to the message's reply
+// subject). The sink acks by subject so that it need not keep the client's
+// message objects alive while a batch waits.
+var (
+	ackAck      = []byte("+ACK")
+	ackNak      = []byte("-NAK")
+	ackTerm     = []byte("+TERM")
+	ackProgress = []byte("+WPI")
+)
+
+func (s *Sink) reply(subject string, body []byte) {
+	if subject == "" {
+		return
+	}
+	_ = s.nc.Publish(subject, body) // a lost ack means a redelivery, which the ledger absorbs
 }
 
 // flushDue cuts every batch that has waited a whole interval. They go
@@ -507,24 +536,12 @@ func (s *Sink) flush(ctx context.Context, batches []*batch) {
 	intentFiles := make([]intentFile, len(batches))
 	var rows int
 	for i, b := range batches {
-		if b.file == nil {
-			sortRowsByID(b.rows)
-			var buf bytes.Buffer
-			if err := WriteParquet(&buf, b.rows, s.opts.Encode); err != nil {
-				// Encoding valid rows in memory has no failure mode we
-				// know of; leave the events to redelivery rather than guess.
-				s.log.Error("warehouse: cannot encode a batch; its events stay in the stream", "partition", b.part.Path(), "err", err)
-				s.drop(b)
-				return
-			}
-			set := seqSetOf(b.seqs)
-			name := fmt.Sprintf("%d-%d-%s.parquet", set[0].lo, set.max(), randomHex(4))
-			b.file = &intentFile{Path: b.part.Path() + "/" + name, Seqs: set.encode()}
-			b.data = buf.Bytes()
+		if b.file == nil && !s.encode(b) {
+			return
 		}
-		files[i] = File{Name: b.file.Path, Data: b.data}
+		files[i] = File{Name: b.file.Path, Data: b.encoded}
 		intentFiles[i] = *b.file
-		rows += len(b.rows)
+		rows += b.rows
 	}
 	intentName := fmt.Sprintf("%d-%s", start.UnixNano(), randomHex(4))
 	err := s.retry(ctx, func() error {
@@ -552,10 +569,10 @@ func (s *Sink) flush(ctx context.Context, batches []*batch) {
 	var maxSeq uint64
 	var size int64
 	for i, b := range batches {
-		for _, m := range b.msgs {
-			_ = m.Ack()
+		for _, e := range b.events {
+			s.reply(e.reply, ackAck)
 		}
-		maxSeq = max(maxSeq, seqSetOf(b.seqs).max())
+		maxSeq = max(maxSeq, b.maxSeq())
 		size += int64(len(files[i].Data))
 		s.drop(b)
 	}
@@ -577,17 +594,69 @@ func (s *Sink) openBatches() []*batch {
 	return out
 }
 
+// encode decodes a batch's events into rows, sorted by id, and encodes
+// them as the batch's file. Events that do not decode (ingest validated
+// them, so only a foreign publisher makes these) are terminated and left
+// out. It reports false when the batch is gone.
+func (s *Sink) encode(b *batch) bool {
+	rows := make([]Row, 0, len(b.events))
+	seqs := make([]uint64, 0, len(b.events))
+	var env causalityv1.EventEnvelope
+	for _, e := range b.events {
+		env.Reset()
+		if err := proto.Unmarshal(e.data, &env); err != nil {
+			s.log.Error("warehouse: stream message is not an event envelope; terminated", "seq", e.seq, "err", err)
+			s.metrics.Poison.Inc()
+			s.reply(e.reply, ackTerm)
+			continue
+		}
+		rows = append(rows, FromEnvelope(&env, e.received))
+		seqs = append(seqs, e.seq)
+	}
+	if len(rows) == 0 {
+		s.drop(b)
+		return false
+	}
+	sortRowsByID(rows)
+	var buf bytes.Buffer
+	if err := WriteParquet(&buf, rows, s.opts.Encode); err != nil {
+		// Encoding valid rows in memory has no failure mode we know of;
+		// leave the events to redelivery rather than guess.
+		s.log.Error("warehouse: cannot encode a batch; its events stay in the stream", "partition", b.part.Path(), "err", err)
+		s.drop(b)
+		return false
+	}
+	set := seqSetOf(seqs)
+	name := fmt.Sprintf("%d-%d-%s.parquet", set[0].lo, set.max(), randomHex(4))
+	b.file = &intentFile{Path: b.part.Path() + "/" + name, Seqs: set.encode()}
+	b.encoded = buf.Bytes()
+	b.rows = len(rows)
+	// The stored bytes are no longer needed: the file holds the rows.
+	for i := range b.events {
+		b.events[i].data = nil
+	}
+	return true
+}
+
+func (b *batch) maxSeq() uint64 {
+	var m uint64
+	for _, e := range b.events {
+		m = max(m, e.seq)
+	}
+	return m
+}
+
 // drop forgets a batch (written, or abandoned to redelivery).
 func (s *Sink) drop(b *batch) {
-	for _, q := range b.seqs {
-		delete(s.held, q)
+	for _, e := range b.events {
+		delete(s.held, e.seq)
 	}
 	if s.open[b.part] == b {
 		delete(s.open, b.part)
 	}
 	s.sealed = slices.DeleteFunc(s.sealed, func(x *batch) bool { return x == b })
 	s.buffered -= b.bytes
-	s.metrics.Buffered.Sub(float64(len(b.rows)))
+	s.metrics.Buffered.Sub(float64(len(b.events)))
 	s.metrics.BufferedBytes.Sub(float64(b.bytes))
 }
 
@@ -633,8 +702,8 @@ func (s *Sink) heartbeat() {
 	}
 	s.lastHeartbeat = s.now()
 	for _, b := range append(slices.Clone(s.sealed), s.openBatches()...) {
-		for _, m := range b.msgs {
-			_ = m.InProgress()
+		for _, e := range b.events {
+			s.reply(e.reply, ackProgress)
 		}
 	}
 }

@@ -151,7 +151,7 @@ func (e *s3Env) run(t *testing.T, cons jetstream.Consumer, dest Destination, opt
 	t.Helper()
 	opts.HeaderReceivedAt = bus.HeaderReceivedAt
 	m := NewMetrics(prometheus.NewRegistry(), dest.String())
-	s := &s3Sink{Sink: NewSink(cons, dest, e.stream, opts, m, e.log), metrics: m, done: make(chan error, 1)}
+	s := &s3Sink{Sink: NewSink(cons, e.bus.Conn(), dest, e.stream, opts, m, e.log), metrics: m, done: make(chan error, 1)}
 	go func() { s.done <- s.Run(context.Background()) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -138,7 +138,7 @@ func startSink(t *testing.T, b *bus.Bus, root string, opts SinkOptions) *testSin
 		t.Fatal(err)
 	}
 	m := NewMetrics(prometheus.NewRegistry(), dest.String())
-	s := NewSink(cons, dest, StreamID(st.CachedInfo()), opts, m, slog.New(slog.DiscardHandler))
+	s := NewSink(cons, b.Conn(), dest, StreamID(st.CachedInfo()), opts, m, slog.New(slog.DiscardHandler))
 	ts := &testSink{Sink: s, dest: dest, metrics: m, done: make(chan error, 1)}
 	go func() { ts.done <- s.Run(ctx) }()
 	t.Cleanup(func() {
