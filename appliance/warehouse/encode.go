@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
 )
 
@@ -32,22 +31,7 @@ type EncodeOptions struct {
 // schema of Row. It does not close w: the caller owns durability (fsync,
 // rename, upload completion).
 func WriteParquet(w io.Writer, rows []Row, opts EncodeOptions) error {
-	rg := opts.RowGroupRows
-	if rg <= 0 {
-		rg = DefaultRowGroupRows
-	}
-	codec := opts.Compression
-	if codec == nil {
-		codec = &parquet.Zstd
-	}
-	wopts := []parquet.WriterOption{
-		parquet.Compression(codec),
-		parquet.MaxRowsPerRowGroup(rg),
-	}
-	if opts.CreatedBy != "" {
-		wopts = append(wopts, parquet.CreatedBy(opts.CreatedBy, "", ""))
-	}
-	pw := parquet.NewGenericWriter[Row](w, wopts...)
+	pw := newRowWriter(w, opts)
 	if _, err := pw.Write(rows); err != nil {
 		return fmt.Errorf("write parquet rows: %w", err)
 	}

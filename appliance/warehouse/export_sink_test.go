@@ -7,8 +7,6 @@ import "context"
 
 const ModeDiskFull = modeDiskFull
 
-var SortRowsByID = sortRowsByID
-
 // WriteIntent records a ledger intent as a flush would: files maps a data
 // path to the stream sequences it holds. It returns the intent's path.
 func WriteIntent(ctx context.Context, dest Destination, consumer, stream, name string, files map[string][]uint64) (string, error) {

@@ -10,6 +10,9 @@ import (
 
 func TestRawPartitionFieldNumbers(t *testing.T) {
 	fields := (&causalityv1.EventEnvelope{}).ProtoReflect().Descriptor().Fields()
+	if f := fields.ByName("id"); f == nil || f.Number() != envelopeID {
+		t.Fatalf("id field is %v, RawID reads %d", f, envelopeID)
+	}
 	if f := fields.ByName("app_id"); f == nil || f.Number() != envelopeAppID {
 		t.Fatalf("app_id field is %v, RawPartitionOf reads %d", f, envelopeAppID)
 	}
@@ -56,5 +59,20 @@ func FuzzRawPartitionOf(f *testing.F) {
 		if want := PartitionOf(&env, recvMs); err != nil || got != want {
 			t.Fatalf("RawPartitionOf = %+v, %v; proto.Unmarshal files it in %+v", got, err, want)
 		}
+		if id, err := RawID(data); err != nil || id != env.GetId() {
+			t.Fatalf("RawID = %q, %v; proto.Unmarshal reads %q", id, err, env.GetId())
+		}
 	})
+}
+
+func TestRawIDAgreesWithUnmarshal(t *testing.T) {
+	for _, e := range []*causalityv1.EventEnvelope{benchEnvelope(), {Id: "x"}, {}} {
+		data, _ := proto.Marshal(e)
+		if got, err := RawID(data); err != nil || got != e.GetId() {
+			t.Errorf("RawID = %q, %v; want %q", got, err, e.GetId())
+		}
+	}
+	if _, err := RawID([]byte{0x0a, 0x09, 'a'}); err == nil {
+		t.Error("truncated id accepted")
+	}
 }

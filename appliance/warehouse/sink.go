@@ -594,35 +594,64 @@ func (s *Sink) openBatches() []*batch {
 	return out
 }
 
-// encode decodes a batch's events into rows, sorted by id, and encodes
-// them as the batch's file. Events that do not decode (ingest validated
-// them, so only a foreign publisher makes these) are terminated and left
-// out. It reports false when the batch is gone.
+// encode writes a batch's events as its file, sorted by id. Rows are
+// decoded and written encodeChunk at a time, so a flush holds the
+// columnar row group (compact) and one chunk of rows, not every row of
+// the batch at once. Events that do not decode (ingest validated them, so
+// only a foreign publisher makes these) are terminated and left out. It
+// reports false when the batch is gone.
 func (s *Sink) encode(b *batch) bool {
-	rows := make([]Row, 0, len(b.events))
-	seqs := make([]uint64, 0, len(b.events))
+	order := make([]idOrder, 0, len(b.events))
+	for i, e := range b.events {
+		id, err := RawID(e.data)
+		if err != nil {
+			s.poison(e, err)
+			continue
+		}
+		order = append(order, idOrder{id: id, i: int32(i)})
+	}
+	slices.SortStableFunc(order, func(a, b idOrder) int { return strings.Compare(a.id, b.id) })
+
+	var buf bytes.Buffer
+	w := newRowWriter(&buf, s.opts.Encode)
+	rows := make([]Row, 0, encodeChunk)
+	seqs := make([]uint64, 0, len(order))
 	var env causalityv1.EventEnvelope
-	for _, e := range b.events {
+	write := func() error {
+		_, err := w.Write(rows)
+		rows = rows[:0]
+		return err
+	}
+	var err error
+	for _, o := range order {
+		e := b.events[o.i]
 		env.Reset()
-		if err := proto.Unmarshal(e.data, &env); err != nil {
-			s.log.Error("warehouse: stream message is not an event envelope; terminated", "seq", e.seq, "err", err)
-			s.metrics.Poison.Inc()
-			s.reply(e.reply, ackTerm)
+		if uerr := proto.Unmarshal(e.data, &env); uerr != nil {
+			s.poison(e, uerr)
 			continue
 		}
 		rows = append(rows, FromEnvelope(&env, e.received))
 		seqs = append(seqs, e.seq)
+		if len(rows) == encodeChunk {
+			if err = write(); err != nil {
+				break
+			}
+		}
 	}
-	if len(rows) == 0 {
-		s.drop(b)
-		return false
+	if err == nil && len(rows) > 0 {
+		err = write()
 	}
-	sortRowsByID(rows)
-	var buf bytes.Buffer
-	if err := WriteParquet(&buf, rows, s.opts.Encode); err != nil {
+	if err == nil {
+		err = w.Close()
+	}
+	if err != nil {
 		// Encoding valid rows in memory has no failure mode we know of;
 		// leave the events to redelivery rather than guess.
 		s.log.Error("warehouse: cannot encode a batch; its events stay in the stream", "partition", b.part.Path(), "err", err)
+		s.drop(b)
+		return false
+	}
+	if len(seqs) == 0 {
 		s.drop(b)
 		return false
 	}
@@ -630,12 +659,27 @@ func (s *Sink) encode(b *batch) bool {
 	name := fmt.Sprintf("%d-%d-%s.parquet", set[0].lo, set.max(), randomHex(4))
 	b.file = &intentFile{Path: b.part.Path() + "/" + name, Seqs: set.encode()}
 	b.encoded = buf.Bytes()
-	b.rows = len(rows)
+	b.rows = len(seqs)
 	// The stored bytes are no longer needed: the file holds the rows.
 	for i := range b.events {
 		b.events[i].data = nil
 	}
 	return true
+}
+
+// encodeChunk is how many rows encode decodes before handing them to the
+// Parquet writer.
+const encodeChunk = 1024
+
+type idOrder struct {
+	id string
+	i  int32
+}
+
+func (s *Sink) poison(e heldEvent, err error) {
+	s.log.Error("warehouse: stream message is not an event envelope; terminated", "seq", e.seq, "err", err)
+	s.metrics.Poison.Inc()
+	s.reply(e.reply, ackTerm)
 }
 
 func (b *batch) maxSeq() uint64 {
@@ -800,36 +844,6 @@ func failureMode(err error) string {
 		return modeUnreachable
 	}
 	return modeOther
-}
-
-// sortRowsByID orders rows by id, which compaction relies on to merge
-// files in one streaming pass with exact dedup. It sorts an index and then
-// moves each row once, instead of swapping ~400-byte rows O(n log n) times.
-func sortRowsByID(rows []Row) {
-	idx := make([]int32, len(rows))
-	for i := range idx {
-		idx[i] = int32(i)
-	}
-	slices.SortStableFunc(idx, func(a, b int32) int { return strings.Compare(rows[a].ID, rows[b].ID) })
-	// Apply the permutation in place by following its cycles: position i
-	// receives rows[idx[i]].
-	for i := range idx {
-		if idx[i] < 0 {
-			continue
-		}
-		tmp := rows[i]
-		j := i
-		for {
-			k := int(idx[j])
-			idx[j] = -1
-			if k == i {
-				rows[j] = tmp
-				break
-			}
-			rows[j] = rows[k]
-			j = k
-		}
-	}
 }
 
 func randomHex(n int) string {

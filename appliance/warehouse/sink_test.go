@@ -370,7 +370,7 @@ func TestSinkSkipsWhatACrashedRunWrote(t *testing.T) {
 
 func encodeRows(t *testing.T, rows []Row) []byte {
 	t.Helper()
-	SortRowsByID(rows)
+	slices.SortFunc(rows, func(a, b Row) int { return strings.Compare(a.ID, b.ID) })
 	var buf strings.Builder
 	if err := WriteParquet(&buf, rows, EncodeOptions{}); err != nil {
 		t.Fatal(err)
