@@ -111,7 +111,7 @@ func Parse(args []string, lookupEnv func(string) (string, bool), out io.Writer) 
 	fs.StringVar(&c.S3Addressing, "s3-addressing", "auto", "bucket addressing: auto, path (endpoint/bucket/key, MinIO and most S3-compatible stores) or virtual (bucket.endpoint/key)")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", time.Minute, "longest an event waits before its Parquet file is written")
 	fs.IntVar(&c.FlushMaxEvents, "flush-max-events", 500_000, "a partition's file is written when it holds this many events")
-	c.FlushMaxBytes = 64 * MiB
+	c.FlushMaxBytes = 16 * MiB
 	fs.Var(&c.FlushMaxBytes, "flush-max-bytes", "a partition's file is written when its events take this much memory; also bounds the memory of all open files together")
 	c.CompactTarget = 64 * MiB
 	fs.Var(&c.CompactTarget, "compact-target", "closed hours are compacted into files of about this size (0: no compaction); compaction needs about 1.4x this in memory")

@@ -25,7 +25,7 @@ import (
 )
 
 // testStream is a real embedded JetStream with the EVENTS stream.
-func testStream(t *testing.T) *bus.Bus {
+func testStream(t testing.TB) *bus.Bus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -41,7 +41,7 @@ func testStream(t *testing.T) *bus.Bus {
 }
 
 // publish stores envelopes as ingest does and returns their ids.
-func publish(t *testing.T, b *bus.Bus, envs []*causalityv1.EventEnvelope, receivedMs int64) []string {
+func publish(t testing.TB, b *bus.Bus, envs []*causalityv1.EventEnvelope, receivedMs int64) []string {
 	t.Helper()
 	msgs := make([]bus.Message, len(envs))
 	ids := make([]string, len(envs))
@@ -121,7 +121,7 @@ type testSink struct {
 	done    chan error
 }
 
-func startSink(t *testing.T, b *bus.Bus, root string, opts SinkOptions) *testSink {
+func startSink(t testing.TB, b *bus.Bus, root string, opts SinkOptions) *testSink {
 	t.Helper()
 	ctx := context.Background()
 	dest, err := localdest.New(root)
