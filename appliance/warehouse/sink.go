@@ -33,10 +33,11 @@ type SinkOptions struct {
 	FlushInterval time.Duration
 	// FlushMaxEvents cuts a partition's file at this many events.
 	FlushMaxEvents int
-	// FlushMaxBytes cuts a partition's file when its rows take this much
+	// FlushMaxBytes cuts a partition's file when its events take this much
 	// memory, and also bounds all open batches together: past it, the
 	// largest batches are cut first. So memory stays bounded however many
-	// partitions (apps x hours) are open.
+	// partitions (apps x hours) are open: the open batches hold at most
+	// this, and the one write in flight at most as much again.
 	FlushMaxBytes int64
 	// HeaderReceivedAt names the message header with the receive time in
 	// Unix milliseconds.

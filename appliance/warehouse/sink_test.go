@@ -263,20 +263,20 @@ func TestSinkBoundsMemoryAcrossPartitions(t *testing.T) {
 	for {
 		written := len(readLake(t, root))
 		held := int(testutil.ToFloat64(s.metrics.Buffered))
-		if written+held == len(ids) {
-			if written == 0 {
-				t.Fatal("nothing was cut early: memory is not bounded")
-			}
+		// Cut early: some files exist though no limit of a single
+		// partition and no interval was reached.
+		if written > 0 && written+held == len(ids) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d written + %d held, want %d", written, held, len(ids))
+			t.Fatalf("%d written + %d held, want %d with some written: memory is not bounded", written, held, len(ids))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	// What is left open stays under the bound; the rest was cut early.
-	if got := testutil.ToFloat64(s.metrics.BufferedBytes); got > maxBytes {
-		t.Errorf("buffered %v bytes, bound %d", got, maxBytes)
+	// What is left stays under the bound: the open batches at most
+	// maxBytes, plus a write in flight at most as much again.
+	if got := testutil.ToFloat64(s.metrics.BufferedBytes); got > 2*maxBytes {
+		t.Errorf("buffered %v bytes, bound 2 x %d", got, maxBytes)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
