@@ -722,3 +722,54 @@ func TestSinkS3StopDuringOutageKeepsDrainedEvents(t *testing.T) {
 	dir, _ := e.download(t)
 	s3ExactlyOnce(t, filepath.Join(dir, s3Prefix), append(append(a, b...), c...))
 }
+
+// Compaction against a real S3: the sink writes an hour as many small
+// files, the compactor merges them (uploads, then deletes), and DuckDB
+// reads every id exactly once from fewer files. A second run does nothing.
+func TestCompactS3MergesSmallFilesExactlyOnce(t *testing.T) {
+	e := newS3Env(t)
+	opts := SinkOptions{FlushInterval: 100 * time.Millisecond, FlushMaxEvents: 40}
+	dest := e.dest(t)
+	s := e.run(t, e.consumer(t, opts, 0), dest, opts)
+	ids := publish(t, e.bus, s3Events("shop", "c", s3Hour3, 400), s3RecvMs)
+	s3WaitCaughtUp(t, s, len(ids), 30*time.Second, "writing")
+	ctx := context.Background()
+	before, err := dest.List(ctx, "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before) < 10 {
+		t.Fatalf("the sink wrote %d files, want many small ones", len(before))
+	}
+	// An hour later the ledger has long collected these intents (their
+	// events are acked); until then compaction must leave the files alone.
+	c := &Compactor{Dest: dest, Ledger: s.Ledger(), TargetBytes: 8 << 20, After: time.Hour,
+		Now: func() time.Time { return s3Hour3.Add(3 * time.Hour) }}
+	if rep, err := c.RunOnce(ctx); err != nil || rep.FilesIn != 0 {
+		t.Fatalf("compaction of files live intents name: %+v, %v", rep, err)
+	}
+	if err := dest.DeletePrefix(ctx, LedgerDir); err != nil {
+		t.Fatal(err)
+	}
+
+	c = &Compactor{Dest: dest, Ledger: s.Ledger(), TargetBytes: 8 << 20, After: time.Hour,
+		Now: func() time.Time { return s3Hour3.Add(3 * time.Hour) }}
+	rep, err := c.RunOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := dest.List(ctx, "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.FilesIn == 0 || len(after) >= len(before) {
+		t.Fatalf("compaction %+v left %d files of %d", rep, len(after), len(before))
+	}
+	dir, _ := e.download(t)
+	s3ExactlyOnce(t, filepath.Join(dir, s3Prefix), ids)
+
+	again, err := c.RunOnce(ctx)
+	if err != nil || again.FilesIn != 0 {
+		t.Fatalf("second run %+v, %v; want nothing to do", again, err)
+	}
+}
