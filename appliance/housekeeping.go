@@ -43,7 +43,7 @@ func (a *Appliance) startHousekeeping(dest warehouse.Destination, m *warehouse.M
 		})
 	}
 	if a.cfg.Retention > 0 {
-		r := &warehouse.Retention{Dest: dest, MaxAge: a.cfg.Retention, Log: log.With("task", "retention")}
+		r := &warehouse.Retention{Dest: dest, MaxAge: a.cfg.Retention}
 		a.background.Go(func() {
 			a.every(retentionEvery, "warehouse-retention", log, func(ctx context.Context) error {
 				dropped, err := r.RunOnce(ctx)

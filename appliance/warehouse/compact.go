@@ -166,8 +166,6 @@ const (
 	DefaultCompactTargetBytes int64 = 64 << 20
 	DefaultCompactAfter             = time.Hour
 	DefaultCompactMaxInputs         = 256
-	// DefaultCompactEvery is Run's period when it is given none.
-	DefaultCompactEvery = 10 * time.Minute
 )
 
 // CompactionDir holds the manifests of compactions in progress, beside the
@@ -285,36 +283,6 @@ func (c *Compactor) log() *slog.Logger {
 		return c.Log
 	}
 	return slog.Default()
-}
-
-// Run calls RunOnce now and then every period until ctx is done, logging a
-// summary of each run that did something. Errors are logged, not fatal:
-// the next run starts over from what the lake holds.
-func (c *Compactor) Run(ctx context.Context, every time.Duration) {
-	if every <= 0 {
-		every = DefaultCompactEvery
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		start := time.Now()
-		rep, err := c.RunOnce(ctx)
-		if rep.Did() {
-			c.log().Info("warehouse compaction",
-				"partitions", rep.Partitions, "compacted", rep.Compacted, "passes", rep.Passes,
-				"recovered", rep.Recovered, "files_in", rep.FilesIn, "files_out", rep.FilesOut,
-				"rows_in", rep.RowsIn, "rows_out", rep.RowsOut, "duplicates", rep.Duplicates,
-				"bytes_in", rep.BytesIn, "bytes_out", rep.BytesOut, "took", time.Since(start).Round(time.Millisecond))
-		}
-		if err != nil && ctx.Err() == nil {
-			c.log().Error("warehouse compaction failed", "dest", c.Dest.String(), "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // RunOnce finishes interrupted compactions, then compacts every closed hour

@@ -1168,44 +1168,6 @@ func cxCountRows(dir string) (n int64, vanished bool, err error) {
 	return n, false, nil
 }
 
-func TestCompactRunLoop(t *testing.T) {
-	dest := cxLake(t)
-	dir := cxHour(4)
-	for i := range 3 {
-		cxPut(t, dest, dir, fmt.Sprintf("%d.parquet", i), cxRows(uint64(i), fmt.Sprint(i), 50))
-	}
-	var logs bytes.Buffer
-	var mu sync.Mutex
-	c := &Compactor{Dest: dest, Now: cxClock, Log: cxLogger(&logs, &mu)}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { c.Run(ctx, time.Hour); close(done) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		mu.Lock()
-		logged := strings.Contains(logs.String(), "warehouse compaction")
-		mu.Unlock()
-		if logged {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("Run did not compact")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	<-done
-	mu.Lock()
-	defer mu.Unlock()
-	if !strings.Contains(logs.String(), "files_in=3") {
-		t.Errorf("no summary logged: %s", logs.String())
-	}
-	if n := len(cxFiles(t, dest, dir)); n != 1 {
-		t.Errorf("%d files after Run, want 1", n)
-	}
-}
-
-// cxLogger logs text to buf under mu.
 func cxLogger(buf *bytes.Buffer, mu *sync.Mutex) *slog.Logger {
 	return slog.New(slog.NewTextHandler(cxLockedWriter{buf, mu}, nil))
 }

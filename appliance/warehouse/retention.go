@@ -4,14 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"path"
 	"slices"
 	"time"
 )
-
-// DefaultRetentionEvery is Retention.Run's period when it is given none.
-const DefaultRetentionEvery = time.Hour
 
 // Retention drops whole hour partitions once their hour ended more than
 // MaxAge ago. A partition goes in one Dest.DeletePrefix (on local disk one
@@ -25,16 +21,8 @@ type Retention struct {
 	// MaxAge is how long after its hour ended a partition is kept;
 	// <= 0 keeps everything (RunOnce does nothing).
 	MaxAge time.Duration
-	Log    *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-}
-
-func (r *Retention) log() *slog.Logger {
-	if r.Log != nil {
-		return r.Log
-	}
-	return slog.Default()
 }
 
 // RunOnce drops every expired partition and returns the directories it
@@ -82,32 +70,4 @@ func (r *Retention) RunOnce(ctx context.Context) ([]string, error) {
 		dropped = append(dropped, dir)
 	}
 	return dropped, errors.Join(errs...)
-}
-
-// Run calls RunOnce now and then every period until ctx is done, logging
-// what it dropped; errors are logged, not fatal.
-func (r *Retention) Run(ctx context.Context, every time.Duration) {
-	if r.MaxAge <= 0 {
-		return
-	}
-	if every <= 0 {
-		every = DefaultRetentionEvery
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		dropped, err := r.RunOnce(ctx)
-		if len(dropped) > 0 {
-			r.log().Info("warehouse retention dropped partitions",
-				"count", len(dropped), "max_age", r.MaxAge, "first", dropped[0])
-		}
-		if err != nil && ctx.Err() == nil {
-			r.log().Error("warehouse retention failed", "dest", r.Dest.String(), "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }

@@ -1,13 +1,10 @@
 package warehouse_test
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -88,45 +85,6 @@ func TestRetentionDropsOnlyExpiredPartitions(t *testing.T) {
 	}
 }
 
-func TestRetentionRunLoop(t *testing.T) {
-	dest := cxLake(t)
-	old := Partition{AppID: "shop", Year: 2026, Month: 10, Day: 1, Hour: 0}.Path()
-	cxPut(t, dest, old, "a.parquet", cxRows(1, "a", 5))
-	var logs bytes.Buffer
-	var mu sync.Mutex
-	r := &Retention{Dest: dest, MaxAge: 24 * time.Hour, Now: cxClock, Log: cxLogger(&logs, &mu)}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx, time.Hour); close(done) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		mu.Lock()
-		logged := strings.Contains(logs.String(), "dropped partitions")
-		mu.Unlock()
-		if logged {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("Run did not drop the partition")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	<-done
-	if n := len(cxFiles(t, dest, old)); n != 0 {
-		t.Errorf("%d files left in the expired partition", n)
-	}
-	// Off: Run returns at once.
-	off := make(chan struct{})
-	go func() { (&Retention{Dest: dest}).Run(context.Background(), time.Millisecond); close(off) }()
-	select {
-	case <-off:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run with MaxAge 0 did not return")
-	}
-}
-
-// cxPutRaw writes data at lake path p without Put's fsyncs (test set-up).
 func cxPutRaw(t testing.TB, dest *localdest.Dest, p string, data []byte) {
 	t.Helper()
 	full := filepath.Join(dest.Root(), filepath.FromSlash(p))

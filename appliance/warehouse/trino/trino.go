@@ -225,34 +225,6 @@ func Render(w io.Writer, cfg Config) error {
 	return err
 }
 
-// RenderCatalog writes only the catalog properties file.
-func RenderCatalog(w io.Writer, cfg Config) error {
-	l, err := resolve(cfg)
-	if err != nil {
-		return err
-	}
-	var b strings.Builder
-	if err := l.catalog(&b); err != nil {
-		return err
-	}
-	_, err = io.WriteString(w, b.String())
-	return err
-}
-
-// RenderSQL writes only the SQL.
-func RenderSQL(w io.Writer, cfg Config) error {
-	l, err := resolve(cfg)
-	if err != nil {
-		return err
-	}
-	var b strings.Builder
-	if err := l.sql(&b); err != nil {
-		return err
-	}
-	_, err = io.WriteString(w, b.String())
-	return err
-}
-
 func (l *lake) catalog(b *strings.Builder) error {
 	c := l.cfg
 	p := func(k, v string) error {

@@ -51,18 +51,6 @@ func TestRenderGolden(t *testing.T) {
 			if got := buf.String(); got != string(want) {
 				t.Errorf("Render output differs from %s (go test -update rewrites it):\n%s", golden, got)
 			}
-
-			// Render is RenderCatalog and RenderSQL, in that order.
-			var cat, sql bytes.Buffer
-			if err := trino.RenderCatalog(&cat, tt.cfg); err != nil {
-				t.Fatal(err)
-			}
-			if err := trino.RenderSQL(&sql, tt.cfg); err != nil {
-				t.Fatal(err)
-			}
-			if got := cat.String() + "\n" + sql.String(); got != buf.String() {
-				t.Errorf("Render != RenderCatalog + RenderSQL")
-			}
 		})
 	}
 }
