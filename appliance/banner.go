@@ -36,7 +36,7 @@ func (a *Appliance) banner(generatedPassword string) {
 	if a.dest != nil {
 		fmt.Fprintf(&b, "  Warehouse        %s  (Parquet, Hive partitions; flushed every %s)\n", a.dest, a.cfg.FlushInterval)
 		if loc, err := a.cfg.Warehouse(); err == nil && loc.Kind == config.WarehouseFile {
-			fmt.Fprintf(&b, "  DuckDB           SELECT count(*) FROM read_parquet('%s/events/**/*.parquet', hive_partitioning = true);\n", loc.Dir)
+			fmt.Fprintf(&b, "  DuckDB           SELECT count(*) FROM read_parquet('%s/events/**/*.parquet', hive_partitioning = true, hive_types = {'app_id': VARCHAR});\n", loc.Dir)
 		}
 		b.WriteString("  Trino            causality trino  (prints the catalog file and table DDL for this warehouse)\n")
 	}
