@@ -22,7 +22,9 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
 	}
-	cfg.MaxConns = 10
+	// Long-held connections: the reaction engine's lock and three LISTENs (keys, rules,
+	// deliveries); the rest serve the dispatcher, the engine's commits and the admin.
+	cfg.MaxConns = 20
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to postgres %s: %w", redact(cfg), err)
