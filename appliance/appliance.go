@@ -23,6 +23,8 @@ import (
 	"github.com/causality-io/causality/appliance/ingest"
 	"github.com/causality-io/causality/appliance/metrics"
 	"github.com/causality-io/causality/appliance/pgembed"
+	"github.com/causality-io/causality/appliance/reaction"
+	"github.com/causality-io/causality/appliance/reaction/expr"
 	"github.com/causality-io/causality/appliance/store"
 	"github.com/causality-io/causality/appliance/warehouse"
 )
@@ -45,6 +47,10 @@ type Appliance struct {
 	keys     *apikey.Keyring
 	http     *http.Server
 	listener net.Listener
+
+	expr          *expr.Env
+	reaction      *reactionParts
+	reactionClock reaction.Clock // nil: the wall clock
 
 	// Background loops (key refresh, dedup cap) run on bgCtx and stop together, before
 	// the bus closes.
@@ -176,6 +182,12 @@ func (a *Appliance) Start(ctx context.Context) (err error) {
 	if err := a.startWarehouse(ctx); err != nil {
 		return err
 	}
+	if a.expr, err = expr.NewEnv(); err != nil {
+		return err
+	}
+	if err := a.startReaction(ctx); err != nil {
+		return err
+	}
 
 	validator, err := event.NewValidator()
 	if err != nil {
@@ -183,7 +195,7 @@ func (a *Appliance) Start(ctx context.Context) (err error) {
 	}
 	ing := ingest.New(a.keys, a.bus, validator, a.metrics, a.log.With("component", "ingest"),
 		ingest.Options{MaxBodyBytes: int64(a.cfg.MaxBodyBytes), CORSOrigins: a.cfg.CORSOrigins})
-	api := admin.NewAPI(a.store, a.keys, passwords, a.log.With("component", "admin"))
+	api := admin.NewAPI(a.store, a.keys, passwords, a.expr, admin.Options{WebhookAllowPrivate: a.cfg.WebhookAllowPrivate}, a.log.With("component", "admin"))
 	if err := a.startHTTP(a.routes(ing, api)); err != nil {
 		return err
 	}
@@ -226,8 +238,12 @@ func (a *Appliance) Stop(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("stop http: %w", err))
 		}
 	}
-	// Ingest has stopped: the sink writes what it holds before the bus goes.
+	// Ingest has stopped: the sink writes what it holds and the reaction engine records
+	// its matches before the bus goes.
 	if err := a.stopWarehouse(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := a.stopReaction(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	if a.stopBackground != nil {

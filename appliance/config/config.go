@@ -58,6 +58,13 @@ type Config struct {
 	CompactTarget  ByteSize      // 0: no compaction
 	CompactAfter   time.Duration // an hour is compacted this long after it ended
 	Retention      time.Duration // 0: keep forever
+
+	// Reaction engine and webhooks.
+	WebhookWorkers       int
+	WebhookTimeout       time.Duration
+	WebhookRetrySchedule []time.Duration // delay before each attempt; the first is usually 0
+	WebhookDisableAfter  time.Duration
+	WebhookAllowPrivate  bool
 }
 
 // Sync policies of the embedded JetStream file store.
@@ -117,6 +124,11 @@ func Parse(args []string, lookupEnv func(string) (string, bool), out io.Writer) 
 	fs.Var(&c.CompactTarget, "compact-target", "closed hours are compacted into files of about this size (0: no compaction); compaction needs about 1.4x this in memory")
 	fs.DurationVar(&c.CompactAfter, "compact-after", time.Hour, "an hour partition is compacted this long after it ended (late events after that land in new small files, compacted on a later pass)")
 	fs.DurationVar(&c.Retention, "retention", 0, "delete hour partitions older than this, e.g. 2160h for 90 days (0: keep forever)")
+	fs.IntVar(&c.WebhookWorkers, "webhook-workers", 32, "webhook requests in flight at once")
+	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", 10*time.Second, "longest one webhook request may take; slower answers count as failures")
+	schedule := fs.String("webhook-retry-schedule", "0s,5s,5m,30m,2h,5h,10h", "delay before each attempt of a webhook delivery, counted from the failure before; after the last the delivery is dead")
+	fs.DurationVar(&c.WebhookDisableAfter, "webhook-disable-after", 5*24*time.Hour, "a webhook endpoint failing this long without one success is disabled")
+	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", false, "allow webhooks to loopback, private and link-local addresses (refused by default: a webhook URL must not reach into the server's own network)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -130,6 +142,10 @@ func Parse(args []string, lookupEnv func(string) (string, bool), out io.Writer) 
 		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", *logLevel)
 	}
 	c.CORSOrigins = splitList(*origins)
+	var err error
+	if c.WebhookRetrySchedule, err = parseSchedule(*schedule); err != nil {
+		return nil, fmt.Errorf("--webhook-retry-schedule: %w", err)
+	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -229,7 +245,38 @@ func (c *Config) Validate() error {
 		bad("shutdown-timeout", "must be at least 1s")
 	}
 	c.validateWarehouse(bad)
+	if c.WebhookWorkers < 1 || c.WebhookWorkers > 1024 {
+		bad("webhook-workers", "must be between 1 and 1024")
+	}
+	if c.WebhookTimeout < 100*time.Millisecond || c.WebhookTimeout > 5*time.Minute {
+		bad("webhook-timeout", "must be between 100ms and 5m")
+	}
+	if len(c.WebhookRetrySchedule) == 0 {
+		bad("webhook-retry-schedule", "needs at least one attempt")
+	}
+	if c.WebhookDisableAfter < time.Minute {
+		bad("webhook-disable-after", "must be at least 1m")
+	}
 	return errors.Join(errs...)
+}
+
+// parseSchedule reads a comma-separated list of durations.
+func parseSchedule(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, p := range splitList(s) {
+		d, err := time.ParseDuration(p)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a duration like 5s, 5m or 2h", p)
+		}
+		if d < 0 || d > 7*24*time.Hour {
+			return nil, fmt.Errorf("%s: each delay must be between 0 and 168h", p)
+		}
+		out = append(out, d)
+	}
+	if len(out) > 50 {
+		return nil, errors.New("at most 50 attempts")
+	}
+	return out, nil
 }
 
 // validateWarehouse checks the warehouse flags.

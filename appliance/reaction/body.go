@@ -1,0 +1,94 @@
+package reaction
+
+import (
+	"encoding/json"
+	"math"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	causalityv1 "github.com/causality-io/causality/gen/causality/v1"
+)
+
+// Event types of webhook bodies and alerts.
+const (
+	TypeRuleMatched     = "rule.matched"
+	TypeAnomalyDetected = "anomaly.detected"
+)
+
+// envelope is the body of every webhook call and NATS alert (Standard Webhooks' shape).
+type envelope struct {
+	Type      string    `json:"type"`
+	Timestamp time.Time `json:"timestamp"`
+	Data      any       `json:"data"`
+}
+
+type ruleRef struct {
+	ID       uuid.UUID `json:"id"`
+	Name     string    `json:"name"`
+	Priority int       `json:"priority"`
+}
+
+type ruleMatchedData struct {
+	Rule  ruleRef         `json:"rule"`
+	AppID string          `json:"app_id"`
+	Event json.RawMessage `json:"event"`
+}
+
+type detectorRef struct {
+	ID   uuid.UUID `json:"id"`
+	Name string    `json:"name"`
+	Kind string    `json:"kind"`
+}
+
+type anomalyData struct {
+	Anomaly  anomalyView     `json:"anomaly"`
+	Detector detectorRef     `json:"detector"`
+	Event    json.RawMessage `json:"event,omitempty"`
+}
+
+type anomalyView struct {
+	ID       uuid.UUID      `json:"id"`
+	AppID    string         `json:"app_id"`
+	FiredAt  time.Time      `json:"fired_at"`
+	Message  string         `json:"message"`
+	Observed *float64       `json:"observed"`
+	Expected *float64       `json:"expected"`
+	Details  map[string]any `json:"details,omitempty"`
+}
+
+// eventJSON renders an event as its ingest API accepts it (protojson, lowerCamelCase).
+func eventJSON(ev *causalityv1.EventEnvelope) json.RawMessage {
+	b, err := protojson.Marshal(ev)
+	if err != nil {
+		return json.RawMessage(`null`)
+	}
+	return b
+}
+
+// finite turns NaN and infinities, which JSON cannot carry, into null.
+func finite(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
+}
+
+// marshalBody renders a body. Details that JSON cannot carry (NaN) are dropped rather than
+// losing the notification.
+func marshalBody(e envelope) []byte {
+	b, err := json.Marshal(e)
+	if err == nil {
+		return b
+	}
+	if d, ok := e.Data.(anomalyData); ok {
+		d.Anomaly.Details = nil
+		e.Data = d
+		if b, err = json.Marshal(e); err == nil {
+			return b
+		}
+	}
+	b, _ = json.Marshal(envelope{Type: e.Type, Timestamp: e.Timestamp, Data: map[string]string{"error": "unrenderable: " + err.Error()}})
+	return b
+}
