@@ -195,7 +195,7 @@ func (a *Appliance) Start(ctx context.Context) (err error) {
 	}
 	ing := ingest.New(a.keys, a.bus, validator, a.metrics, a.log.With("component", "ingest"),
 		ingest.Options{MaxBodyBytes: int64(a.cfg.MaxBodyBytes), CORSOrigins: a.cfg.CORSOrigins})
-	api := admin.NewAPI(a.store, a.keys, passwords, a.expr, admin.Options{WebhookAllowPrivate: a.cfg.WebhookAllowPrivate}, a.log.With("component", "admin"))
+	api := admin.NewAPI(a.store, a.keys, passwords, a.expr, admin.Options{WebhookAllowPrivate: a.cfg.WebhookAllowPrivate, Engine: a.reaction.engine}, a.log.With("component", "admin"))
 	if err := a.startHTTP(a.routes(ing, api)); err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/causality-io/causality/appliance/apikey"
 	"github.com/causality-io/causality/appliance/httpjson"
+	"github.com/causality-io/causality/appliance/reaction/detect"
 	"github.com/causality-io/causality/appliance/reaction/expr"
 	"github.com/causality-io/causality/appliance/store"
 )
@@ -33,6 +34,17 @@ type Options struct {
 	// WebhookAllowPrivate accepts webhook URLs on loopback and private addresses
 	// (--webhook-allow-private).
 	WebhookAllowPrivate bool
+	// Engine shows the live state of detectors; nil leaves it out.
+	Engine EngineStatus
+}
+
+// EngineStatus is what the API asks the reaction engine of this process.
+type EngineStatus interface {
+	// Running reports whether this process evaluates the stream (one process does at a
+	// time); only then is its detector state live.
+	Running() bool
+	// DetectorStatus is a detector's state per app.
+	DetectorStatus(id string) []detect.AppStatus
 }
 
 // NewAPI builds the admin API. env compiles the CEL expressions of rules and detectors

@@ -93,7 +93,47 @@ func (a *API) getDetector(w http.ResponseWriter, r *http.Request) {
 		a.storeFailed(w, err, "detector", id)
 		return
 	}
-	httpjson.Write(w, http.StatusOK, viewDetector(d))
+	httpjson.Write(w, http.StatusOK, struct {
+		detectorView
+		State *detectorState `json:"state,omitempty"`
+	}{viewDetector(d), a.detectorState(d.ID)})
+}
+
+// detectorState is a detector's live state as the engine of this process holds it.
+type detectorState struct {
+	// Live is false when another process runs the engine: the apps are then unknown here.
+	Live bool           `json:"live"`
+	Apps []appStateView `json:"apps"`
+}
+
+type appStateView struct {
+	AppID       string     `json:"app_id"`
+	WindowCount float64    `json:"window_count"`
+	Mean        float64    `json:"mean"`
+	Deviation   float64    `json:"deviation"`
+	Intervals   int        `json:"intervals"`
+	LastFiredAt *time.Time `json:"last_fired_at"`
+	LastValue   float64    `json:"last_value"`
+}
+
+func (a *API) detectorState(id uuid.UUID) *detectorState {
+	if a.opts.Engine == nil {
+		return nil
+	}
+	st := &detectorState{Live: a.opts.Engine.Running(), Apps: []appStateView{}}
+	if !st.Live {
+		return st
+	}
+	for _, s := range a.opts.Engine.DetectorStatus(id.String()) {
+		v := appStateView{AppID: s.AppID, WindowCount: s.WindowCount, Mean: s.Mean, Deviation: s.Deviation,
+			Intervals: s.Intervals, LastValue: s.LastValue}
+		if !s.LastFiredAt.IsZero() {
+			t := s.LastFiredAt.UTC()
+			v.LastFiredAt = &t
+		}
+		st.Apps = append(st.Apps, v)
+	}
+	return st
 }
 
 func (a *API) updateDetector(w http.ResponseWriter, r *http.Request) {

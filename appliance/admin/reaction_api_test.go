@@ -18,6 +18,7 @@ import (
 
 	"github.com/causality-io/causality/appliance/apikey"
 	"github.com/causality-io/causality/appliance/pgembed/pgtest"
+	"github.com/causality-io/causality/appliance/reaction/detect"
 	"github.com/causality-io/causality/appliance/reaction/expr"
 	"github.com/causality-io/causality/appliance/store"
 )
@@ -765,5 +766,54 @@ func TestAnomaliesAPI(t *testing.T) {
 	// An empty list is [], not null.
 	if body := a.do("GET", "/api/v1/admin/anomalies?app_id=none", "", http.StatusOK).Body.String(); !strings.Contains(body, `"anomalies":[]`) {
 		t.Errorf("empty list = %s, want []", body)
+	}
+}
+
+// liveSet is the engine of this process as the API sees it: a real detector set.
+type liveSet struct {
+	running bool
+	set     *detect.Set
+}
+
+func (l liveSet) Running() bool                               { return l.running }
+func (l liveSet) DetectorStatus(id string) []detect.AppStatus { return l.set.Status(id) }
+
+func TestDetectorShowsLiveState(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	set := detect.NewSet()
+	engine := &liveSet{set: set}
+	c := newAPIClient(t, s, Options{Engine: engine})
+	created := decodeAs[map[string]any](t, c.do("POST", "/api/v1/admin/detectors",
+		`{"name":"busy","kind":"rate","config":{"max_per_minute":100}}`, http.StatusCreated))
+	id := created["id"].(string)
+	cfg, err := detect.ParseConfig("rate", json.RawMessage(`{"max_per_minute":100}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set.Configure([]detect.Detector{{ID: id, Config: cfg, Version: "1"}})
+	now := time.Now()
+	for i := range 7 {
+		set.Observe(id, "shop", now.Add(time.Duration(i)*time.Second), "e", 0)
+	}
+
+	type state struct {
+		State *struct {
+			Live bool `json:"live"`
+			Apps []struct {
+				AppID       string  `json:"app_id"`
+				WindowCount float64 `json:"window_count"`
+			} `json:"apps"`
+		} `json:"state"`
+	}
+	// Another process runs the engine: the state is not live here.
+	got := decodeAs[state](t, c.do("GET", "/api/v1/admin/detectors/"+id, "", http.StatusOK))
+	if got.State == nil || got.State.Live || len(got.State.Apps) != 0 {
+		t.Fatalf("state while not running here: %+v", got.State)
+	}
+	engine.running = true
+	got = decodeAs[state](t, c.do("GET", "/api/v1/admin/detectors/"+id, "", http.StatusOK))
+	if got.State == nil || !got.State.Live || len(got.State.Apps) != 1 || got.State.Apps[0].AppID != "shop" || got.State.Apps[0].WindowCount != 7 {
+		t.Fatalf("live state: %+v", got.State)
 	}
 }

@@ -140,6 +140,9 @@ func NewEngine(cons jetstream.Consumer, nc *nats.Conn, s *store.Store, env *expr
 // Detectors gives read access to live detector state (for the admin API and UI).
 func (e *Engine) Detectors() *detect.Set { return e.set }
 
+// DetectorStatus is a detector's live state per app.
+func (e *Engine) DetectorStatus(id string) []detect.AppStatus { return e.set.Status(id) }
+
 // Running reports whether this process holds the engine lock and evaluates the stream.
 func (e *Engine) Running() bool {
 	e.mu.Lock()
@@ -209,7 +212,11 @@ func (e *Engine) runLocked(ctx context.Context) error {
 	e.log.Info("reaction engine running", "rules", len(e.rules.rules), "detectors", len(e.rules.detectors), "restored_states", n)
 
 	stopCtx := context.WithoutCancel(ctx)
-	defer e.saveState(stopCtx)
+	defer func() {
+		saveCtx, cancel := context.WithTimeout(stopCtx, 5*time.Second)
+		defer cancel()
+		e.saveState(saveCtx)
+	}()
 
 	it, err := e.cons.Messages(jetstream.PullMaxMessages(1000))
 	if err != nil {
@@ -256,10 +263,20 @@ func (e *Engine) runLocked(ctx context.Context) error {
 			e.saveState(ctx)
 		}
 	}
-	// Record what is held; what cannot be recorded now comes back after the ack wait.
-	if len(e.held) > 0 {
-		e.commit(stopCtx)
+	// Evaluate what was already pulled (left in the iterator it would come back only after
+	// the ack wait) and record what is held; what cannot be recorded in time comes back
+	// after the ack wait.
+	finalCtx, cancel := context.WithTimeout(stopCtx, 10*time.Second)
+	defer cancel()
+	it.Drain()
+	for finalCtx.Err() == nil {
+		msg, err := it.Next(jetstream.NextMaxWait(100 * time.Millisecond))
+		if err != nil {
+			break
+		}
+		e.handle(msg)
 	}
+	e.commit(finalCtx)
 	return nil
 }
 

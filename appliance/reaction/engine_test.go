@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/causality-io/causality/appliance/bus"
 	"github.com/causality-io/causality/appliance/reaction"
@@ -253,16 +252,6 @@ func TestUndecodableEventIsDropped(t *testing.T) {
 		t.Fatal("the good event was not evaluated")
 	}
 	e.drained()
-}
-
-// consumerPending is how many events the engine has not acknowledged.
-func consumerPending(t testing.TB, c jetstream.Consumer) uint64 {
-	t.Helper()
-	info, err := c.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.NumPending + uint64(info.NumAckPending)
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -34,7 +34,7 @@ func testLogger(t testing.TB) *slog.Logger {
 // env is a real stream and a real configuration database, with an engine and a
 // dispatcher started on demand.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	ctx   context.Context
 	bus   *bus.Bus
 	store *store.Store
@@ -43,7 +43,7 @@ type env struct {
 	m     *reaction.Metrics
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := pgtest.Context(t)
 	s, err := store.Open(ctx, pgtest.NewDatabase(t), testLogger(t))
