@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -76,6 +77,11 @@ func TestParseErrorsNameTheFlag(t *testing.T) {
 		{"flush bytes above memory", []string{"--flush-max-bytes", "300MiB"}, nil, "--flush-max-bytes"},
 		{"compact target", []string{"--compact-target", "1KiB"}, nil, "--compact-target"},
 		{"retention too short", []string{"--retention", "1h"}, nil, "--retention"},
+		{"retry schedule not durations", []string{"--webhook-retry-schedule", "0s,5 minutes"}, nil, "--webhook-retry-schedule"},
+		{"retry schedule negative", []string{"--webhook-retry-schedule", "0s,-5s"}, nil, "--webhook-retry-schedule"},
+		{"retry schedule empty", []string{"--webhook-retry-schedule", " , "}, nil, "--webhook-retry-schedule"},
+		{"webhook timeout", []string{"--webhook-timeout", "1ms"}, nil, "--webhook-timeout"},
+		{"webhook workers", []string{"--webhook-workers", "0"}, nil, "--webhook-workers"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,6 +90,24 @@ func TestParseErrorsNameTheFlag(t *testing.T) {
 				t.Fatalf("error %v, want one naming %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestWebhookRetrySchedule(t *testing.T) {
+	c, err := Parse(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Duration{0, 5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour}
+	if !slices.Equal(c.WebhookRetrySchedule, want) {
+		t.Errorf("default schedule %v, want %v", c.WebhookRetrySchedule, want)
+	}
+	c, err = Parse(nil, env(map[string]string{"CAUSALITY_WEBHOOK_RETRY_SCHEDULE": "0s, 1m,1h"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []time.Duration{0, time.Minute, time.Hour}; !slices.Equal(c.WebhookRetrySchedule, want) {
+		t.Errorf("schedule from the environment %v, want %v", c.WebhookRetrySchedule, want)
 	}
 }
 

@@ -146,7 +146,7 @@ func (e *env) publish(evs ...*causalityv1.EventEnvelope) {
 // drained waits until the engine has acknowledged every event in the stream.
 func (e *env) drained() {
 	e.t.Helper()
-	eventually(e.t, 20*time.Second, "the reaction consumer to catch up", func() bool {
+	eventually(e.t, 5*time.Minute, "the reaction consumer to catch up", func() bool {
 		c, err := e.bus.JetStream().Consumer(e.ctx, bus.StreamName, bus.ReactionConsumer)
 		if err != nil {
 			return false
