@@ -22,9 +22,10 @@ func (a *Appliance) banner(generatedPassword string) {
 	fmt.Fprintf(&b, "\nCausality is ready (started in %s).\n\n", time.Since(a.startedAt).Round(10*time.Millisecond))
 	fmt.Fprintf(&b, "  Admin API        %s/api/v1/admin/  (HTTP Basic, user admin)\n", base)
 	fmt.Fprintf(&b, "  Ingest (SDKs)    POST %s/v1/events/batch  and  %s/v1/events/ingest  (header X-API-Key)\n", base, base)
+	fmt.Fprintf(&b, "  Rules, webhooks  %s/api/v1/admin/rules, /webhooks, /detectors  (docs/reactions.md)\n", base)
 	fmt.Fprintf(&b, "  Health           %s/healthz  %s/readyz  %s/metrics\n", base, base, base)
 	if u := a.bus.ClientURL(); u != "" {
-		fmt.Fprintf(&b, "  NATS             %s  (stream EVENTS, subjects events.<app>.<category>.<type>)\n", u)
+		fmt.Fprintf(&b, "  NATS             %s  (stream EVENTS, subjects events.<app>.<category>.<type>; alerts.> and anomalies.> for rule matches and anomalies)\n", u)
 	} else {
 		b.WriteString("  NATS             embedded, in-process only (set --nats-listen 127.0.0.1:4222 to let tools connect)\n")
 	}
