@@ -49,6 +49,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSingleJSON$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./appliance/event
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSeqSet$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./appliance/warehouse
 	$(GO) test -run '^$$' -fuzz '^FuzzRawPartitionOf$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./appliance/warehouse
+	$(GO) test -run '^$$' -fuzz '^FuzzCondition$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./appliance/reaction/expr
+	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./appliance/reaction/detect
+	$(GO) test -run '^$$' -fuzz '^FuzzRestore$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./appliance/reaction/detect
 
 ## lint: gofmt, go vet, staticcheck
 lint:
