@@ -36,6 +36,8 @@ func (a *Appliance) startReaction(ctx context.Context) error {
 	}, m, log.With("part", "dispatcher"))
 	r.engine = reaction.NewEngine(cons, a.bus.Conn(), a.store, a.expr, reaction.Options{Clock: a.reactionClock}, m,
 		r.dispatcher.Wake, log.With("part", "engine"))
+	r.engine.RegisterLag(a.metrics.Registry)
+	r.dispatcher.RegisterOutbox(a.metrics.Registry)
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r.cancel = cancel
 	r.done.Go(func() { r.engine.Run(runCtx) })

@@ -68,6 +68,7 @@ type Dispatcher struct {
 	m      *Metrics
 	log    *slog.Logger
 	wake   chan struct{}
+	outbox cached[map[string]float64]
 }
 
 // NewDispatcher builds a dispatcher; Run starts it.

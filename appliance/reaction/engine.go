@@ -121,6 +121,7 @@ type Engine struct {
 
 	mu      sync.Mutex // guards running
 	running bool
+	lag     cached[float64]
 }
 
 // NewEngine builds an engine; Run starts it. wake, when not nil, is called after deliveries

@@ -1,6 +1,12 @@
 package reaction
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the reaction engine's and dispatcher's Prometheus series.
 type Metrics struct {
@@ -76,4 +82,75 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.Events, m.RuleMatches, m.EvalErrors, m.Anomalies, m.AlertsPublished, m.Poison, m.Rules, m.Detectors,
 		m.CommitDuration, m.CommitErrors, m.DeliveriesRecorded, m.Attempts, m.AttemptDuration, m.Dead, m.Disabled)
 	return m
+}
+
+// RegisterLag reports the engine's consumer lag: events not yet evaluated and recorded.
+func (e *Engine) RegisterLag(reg prometheus.Registerer) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "causality_reaction_consumer_lag",
+		Help: "Events in the stream the reaction engine has not evaluated and recorded yet: waiting for delivery plus delivered and unacknowledged.",
+	}, func() float64 {
+		lag, _ := e.lag.get(func(ctx context.Context) (float64, error) {
+			info, err := e.cons.Info(ctx)
+			if err != nil {
+				return 0, err
+			}
+			return float64(info.NumPending + uint64(info.NumAckPending)), nil
+		})
+		return lag
+	}))
+}
+
+// RegisterOutbox reports the deliveries waiting to be sent or retried, and the dead ones.
+func (d *Dispatcher) RegisterOutbox(reg prometheus.Registerer) {
+	for _, status := range []string{"pending", "retrying", "dead"} {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "causality_webhook_outbox",
+			Help:        "Deliveries in the outbox by status: pending (not tried yet), retrying, dead (out of attempts; replay them from the admin API).",
+			ConstLabels: prometheus.Labels{"status": status},
+		}, func() float64 {
+			counts, _ := d.outbox.get(func(ctx context.Context) (map[string]float64, error) {
+				rows, err := d.store.Pool().Query(ctx, `SELECT status, count(*) FROM deliveries WHERE status <> 'succeeded' GROUP BY status`)
+				if err != nil {
+					return nil, err
+				}
+				m := map[string]float64{}
+				for rows.Next() {
+					var s string
+					var n int64
+					if err := rows.Scan(&s, &n); err != nil {
+						return nil, err
+					}
+					m[s] = float64(n)
+				}
+				return m, rows.Err()
+			})
+			return counts[status]
+		}))
+	}
+}
+
+// cached keeps a value read from elsewhere (the stream, the database) for a second, so
+// that scrapes cost at most one read a second.
+type cached[T any] struct {
+	mu   sync.Mutex
+	at   time.Time
+	val  T
+	last error
+}
+
+func (c *cached[T]) get(read func(context.Context) (T, error)) (T, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Since(c.at) < time.Second {
+		return c.val, c.last
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	v, err := read(ctx)
+	c.at, c.last = time.Now(), err
+	if err == nil {
+		c.val = v
+	}
+	return c.val, err
 }
