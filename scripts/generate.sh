@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates gen/causality/v1 from proto/causality/v1 (the wire contract, WIRE.md).
+# Regenerates gen/causality/v1 from proto/causality/v1 (the wire contract, WIRE.md), and
+# web/*_templ.go from the admin UI's templ components (web/*.templ).
 #
 # Needs protoc (Debian: apt-get install protobuf-compiler); installs protoc-gen-go
 # at the version pinned in go.mod into ./bin when it is missing or different.
@@ -32,3 +33,7 @@ protoc \
   -I proto \
   --go_out=gen --go_opt=paths=source_relative \
   proto/causality/v1/*.proto
+
+# The templ version is the one go.mod pins as a tool (go tool templ).
+rm -f web/*_templ.go
+go tool templ generate -path web -log-level warn

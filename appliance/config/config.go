@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"golang.org/x/crypto/acme"
 )
 
 // Config is everything `causality serve` needs to know. Zero values are never used directly:
@@ -65,6 +67,21 @@ type Config struct {
 	WebhookRetrySchedule []time.Duration // delay before each attempt; the first is usually 0
 	WebhookDisableAfter  time.Duration
 	WebhookAllowPrivate  bool
+
+	// TLS on --http-addr (tls.go); none set: plain HTTP.
+	TLSCert       string   // PEM certificate chain, with TLSKey
+	TLSKey        string   // PEM private key
+	TLSDomains    []string // certificates via ACME for these names; exclusive with TLSCert
+	TLSEmail      string   // ACME account contact, optional
+	ACMEDirectory string   // ACME directory URL
+	ACMEHTTPAddr  string   // HTTP-01 challenges and the redirect to https, with TLSDomains; empty: none
+
+	// CheckConfig asks for a dry run (check.go): check, report, exit; start nothing.
+	// Parse leaves validation to Check then, which reports every problem at once.
+	CheckConfig bool
+
+	fromEnv  map[string]bool // flags whose value came from their environment variable
+	settings []Setting       // every flag as Parse read it, secrets masked (settings.go)
 }
 
 // Sync policies of the embedded JetStream file store.
@@ -129,15 +146,29 @@ func Parse(args []string, lookupEnv func(string) (string, bool), out io.Writer) 
 	schedule := fs.String("webhook-retry-schedule", "0s,5s,5m,30m,2h,5h,10h", "delay before each attempt of a webhook delivery, counted from the failure before; after the last the delivery is dead")
 	fs.DurationVar(&c.WebhookDisableAfter, "webhook-disable-after", 5*24*time.Hour, "a webhook endpoint failing this long without one success is disabled")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", false, "allow webhooks to loopback, private and link-local addresses (refused by default: a webhook URL must not reach into the server's own network)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain) file, e.g. certbot's fullchain.pem; re-read when it changes (empty: plain HTTP)")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "the PEM private key file of --tls-cert")
+	domains := fs.String("tls-domain", "", "serve HTTPS with automatic certificates (ACME, Let's Encrypt) for these comma-separated names; needs ports 443 and 80 reachable from the internet")
+	fs.StringVar(&c.TLSEmail, "tls-email", "", "contact address for the ACME account (expiry and problem notices), optional")
+	fs.StringVar(&c.ACMEDirectory, "acme-directory", acme.LetsEncryptURL, "ACME directory URL (Let's Encrypt production; e.g. its staging directory for trials)")
+	fs.StringVar(&c.ACMEHTTPAddr, "acme-http-addr", ":80", "with --tls-domain: also listen here for ACME HTTP-01 challenges and redirect everything else to https (empty: don't)")
+	fs.BoolVar(&c.CheckConfig, "check-config", false, "check the flags, environment, data dir, listen addresses and TLS files, print a report and exit (0: ok, 1: problems); starts nothing")
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		return nil, usageError{err}
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+		return nil, usageError{fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))}
 	}
+	onCommandLine := setFlags(fs)
 	if err := applyEnv(fs, lookupEnv); err != nil {
 		return nil, err
 	}
+	c.fromEnv = map[string]bool{}
+	for name := range setFlags(fs) {
+		c.fromEnv[name] = !onCommandLine[name]
+	}
+	c.settings = settingsOf(fs, c.fromEnv)
+	c.TLSDomains = splitList(strings.ToLower(*domains))
 	if err := c.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", *logLevel)
 	}
@@ -146,20 +177,41 @@ func Parse(args []string, lookupEnv func(string) (string, bool), out io.Writer) 
 	if c.WebhookRetrySchedule, err = parseSchedule(*schedule); err != nil {
 		return nil, fmt.Errorf("--webhook-retry-schedule: %w", err)
 	}
+	if c.CheckConfig {
+		return &c, nil // Check validates, so that the dry run reports every problem at once
+	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return &c, nil
 }
 
+// ErrUsage marks a command line that could not be read (an unknown flag, a value of the
+// wrong form, a stray argument), as opposed to values that were read and are wrong; the
+// command exits 2 for it.
+var ErrUsage = errors.New("usage error")
+
+type usageError struct{ err error }
+
+func (u usageError) Error() string        { return u.err.Error() }
+func (u usageError) Unwrap() error        { return u.err }
+func (u usageError) Is(target error) bool { return target == ErrUsage }
+
+// setFlags is the set of flags given a value so far.
+func setFlags(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
+}
+
 // applyEnv sets every flag that was not given on the command line from its environment
-// variable, so that flags win.
+// variable, so that flags win. --check-config is a command, not a setting: an environment
+// file must not turn a service into a dry run.
 func applyEnv(fs *flag.FlagSet, lookupEnv func(string) (string, bool)) error {
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	given := setFlags(fs)
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] {
+		if given[f.Name] || f.Name == "check-config" {
 			return
 		}
 		name := EnvName(f.Name)
@@ -192,8 +244,8 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("http-addr", "%q is not host:port (e.g. :8080 or 127.0.0.1:8080)", c.HTTPAddr)
 	}
-	if c.AdminPassword != "" && len(c.AdminPassword) < 8 {
-		bad("admin-password", "must be at least 8 characters")
+	if c.AdminPassword != "" && len(c.AdminPassword) < MinAdminPasswordLength {
+		bad("admin-password", "must be at least %d characters", MinAdminPasswordLength)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log-format", "%q is not text or json", c.LogFormat)
@@ -257,6 +309,7 @@ func (c *Config) Validate() error {
 	if c.WebhookDisableAfter < time.Minute {
 		bad("webhook-disable-after", "must be at least 1m")
 	}
+	c.validateTLS(bad)
 	return errors.Join(errs...)
 }
 
@@ -371,6 +424,9 @@ func (c *Config) JetStreamDir() string { return filepath.Join(c.DataDir, "nats")
 
 // PostgresDir is where the embedded Postgres keeps binaries, cluster and logs.
 func (c *Config) PostgresDir() string { return filepath.Join(c.DataDir, "postgres") }
+
+// ACMECacheDir is where automatic certificates and the ACME account key are kept.
+func (c *Config) ACMECacheDir() string { return filepath.Join(c.DataDir, "acme") }
 
 func splitList(s string) []string {
 	var out []string

@@ -4,10 +4,14 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/causality-io/causality/appliance/internal/testcert"
 )
 
 func env(m map[string]string) func(string) (string, bool) {
@@ -162,5 +166,126 @@ func TestByteSize(t *testing.T) {
 	}
 	if s := (64 * MiB).String(); s != "64MiB" {
 		t.Errorf("String = %s", s)
+	}
+}
+
+// tlsPair writes a self-signed certificate and its key into dir.
+func tlsPair(t *testing.T, dir, name string) (certFile, keyFile string) {
+	t.Helper()
+	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	if _, err := testcert.Write(certFile, keyFile, 1); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+func TestTLSFlags(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := tlsPair(t, dir, "a")
+	_, otherKey := tlsPair(t, dir, "b")
+	garbage := filepath.Join(dir, "garbage.pem")
+	if err := os.WriteFile(garbage, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.pem")
+
+	t.Run("plain http by default", func(t *testing.T) {
+		c, err := Parse(nil, env(nil), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.TLSEnabled() || c.TLSMode(time.Time{}) != "http" || c.ACMEHTTPAddr != ":80" || c.ACMEDirectory != "https://acme-v02.api.letsencrypt.org/directory" {
+			t.Fatalf("TLS defaults: enabled %v, mode %q, %+v", c.TLSEnabled(), c.TLSMode(time.Time{}), c)
+		}
+	})
+	t.Run("certificate files", func(t *testing.T) {
+		c, err := Parse([]string{"--tls-cert", cert, "--tls-key", key}, env(nil), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		until := time.Date(2027, 2, 5, 12, 0, 0, 0, time.UTC)
+		if want := "https (certificate from " + cert + ", valid until 2027-02-05 12:00 UTC)"; !c.TLSEnabled() || c.TLSMode(until) != want {
+			t.Fatalf("enabled %v, mode %q, want %q", c.TLSEnabled(), c.TLSMode(until), want)
+		}
+	})
+	t.Run("domains from the environment", func(t *testing.T) {
+		c, err := Parse([]string{"--data-dir", "/var/lib/causality"}, env(map[string]string{
+			"CAUSALITY_TLS_DOMAIN": "Events.Example.com, www.example.com", "CAUSALITY_TLS_EMAIL": "ops@example.com"}), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.TLSEnabled() || !slices.Equal(c.TLSDomains, []string{"events.example.com", "www.example.com"}) ||
+			c.ACMECacheDir() != "/var/lib/causality/acme" {
+			t.Fatalf("domains %q, cache %s", c.TLSDomains, c.ACMECacheDir())
+		}
+		if want := "https (automatic certificates for events.example.com, www.example.com via ACME)"; c.TLSMode(time.Time{}) != want {
+			t.Fatalf("mode %q, want %q", c.TLSMode(time.Time{}), want)
+		}
+	})
+
+	tests := []struct {
+		name string
+		args []string
+		want []string // each must be in the error
+	}{
+		{"cert without key", []string{"--tls-cert", cert}, []string{"--tls-key", "private key"}},
+		{"key without cert", []string{"--tls-key", key}, []string{"--tls-cert"}},
+		{"missing cert file", []string{"--tls-cert", missing, "--tls-key", key}, []string{"--tls-cert", "no such file"}},
+		{"missing key file", []string{"--tls-cert", cert, "--tls-key", missing}, []string{"--tls-key", "no such file"}},
+		{"garbage cert file", []string{"--tls-cert", garbage, "--tls-key", key}, []string{"--tls-cert", "no PEM certificate"}},
+		{"garbage key file", []string{"--tls-cert", cert, "--tls-key", garbage}, []string{"--tls-key", "not the private key"}},
+		{"key of another certificate", []string{"--tls-cert", cert, "--tls-key", otherKey}, []string{"--tls-key", "not the private key"}},
+		{"domain with cert", []string{"--tls-domain", "events.example.com", "--tls-cert", cert, "--tls-key", key}, []string{"--tls-domain", "exclude"}},
+		{"domain with scheme", []string{"--tls-domain", "https://events.example.com"}, []string{"--tls-domain", "bare host name"}},
+		{"domain with port", []string{"--tls-domain", "events.example.com:443"}, []string{"--tls-domain", "bare host name"}},
+		{"wildcard domain", []string{"--tls-domain", "*.example.com"}, []string{"--tls-domain", "wildcard"}},
+		{"ip address", []string{"--tls-domain", "203.0.113.7"}, []string{"--tls-domain", "IP address"}},
+		{"single label", []string{"--tls-domain", "localhost"}, []string{"--tls-domain", "public DNS name"}},
+		{"bad character", []string{"--tls-domain", "events.example.com,bad_name.example.com"}, []string{"--tls-domain", `"bad_name.example.com"`}},
+		{"dash-edged label", []string{"--tls-domain", "-events.example.com"}, []string{"--tls-domain", "label"}},
+		{"bad email", []string{"--tls-domain", "events.example.com", "--tls-email", "ops at example"}, []string{"--tls-email"}},
+		{"bad acme directory", []string{"--tls-domain", "events.example.com", "--acme-directory", "letsencrypt"}, []string{"--acme-directory"}},
+		{"acme http addr", []string{"--tls-domain", "events.example.com", "--acme-http-addr", "80"}, []string{"--acme-http-addr"}},
+		{"acme http addr is the https one", []string{"--tls-domain", "events.example.com", "--http-addr", ":443", "--acme-http-addr", ":443"}, []string{"--acme-http-addr", "differ"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(tt.args, env(nil), io.Discard)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Fatalf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{"--no-such-flag"}, {"--dedup-window", "soon"}, {"now"}} {
+		if _, err := Parse(args, env(nil), io.Discard); !errors.Is(err, ErrUsage) {
+			t.Errorf("%q: error %v is not a usage error", args, err)
+		}
+	}
+	for _, args := range [][]string{{"--http-addr", "8080"}, {"--tls-cert", "x.pem"}} {
+		if _, err := Parse(args, env(nil), io.Discard); err == nil || errors.Is(err, ErrUsage) {
+			t.Errorf("%q: error %v should be a config problem, not usage", args, err)
+		}
+	}
+	if _, err := Parse(nil, env(map[string]string{"CAUSALITY_DEDUP_WINDOW": "soon"}), io.Discard); err == nil || errors.Is(err, ErrUsage) {
+		t.Errorf("a bad environment value is a config problem, got %v", err)
+	}
+}
+
+func TestCheckConfigIsNotReadFromTheEnvironment(t *testing.T) {
+	c, err := Parse(nil, env(map[string]string{"CAUSALITY_CHECK_CONFIG": "true"}), io.Discard)
+	if err != nil || c.CheckConfig {
+		t.Fatalf("CAUSALITY_CHECK_CONFIG turned a serve into a dry run: %v %v", c, err)
+	}
+	c, err = Parse([]string{"--check-config"}, env(nil), io.Discard)
+	if err != nil || !c.CheckConfig {
+		t.Fatalf("--check-config: %v %v", c, err)
 	}
 }

@@ -9,10 +9,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -206,13 +204,7 @@ func start(ctx context.Context, opts Options, bundle fs.FS) (*Server, error) {
 	}
 
 	s := &Server{
-		url: (&url.URL{
-			Scheme:   "postgres",
-			User:     url.UserPassword(dbUser, password),
-			Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(int(cfg.Port))),
-			Path:     "/" + dbName,
-			RawQuery: "sslmode=disable",
-		}).String(),
+		url:     connURL(password, int(cfg.Port)),
 		dataDir: l.data,
 		logFile: l.logFile,
 		pid:     pid,
@@ -298,7 +290,8 @@ func checkDataVersion(data string) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %s was created by PostgreSQL %s, and this causality binary ships PostgreSQL %s. Nothing was changed. "+
-		"To move the data over, dump it with PostgreSQL %s (pg_dumpall) and restore it into a fresh --data-dir, or upgrade the directory with pg_upgrade; "+
+		"To move the data over, run `causality backup` with the causality binary that ran this data dir and `causality restore` with this one into a new --data-dir (README, Upgrades); "+
+		"or dump it with PostgreSQL %s (pg_dumpall) and restore it into a fresh --data-dir, or upgrade the directory with pg_upgrade; "+
 		"see https://www.postgresql.org/docs/%s/upgrading.html. Or keep running PostgreSQL %s yourself and pass --database-url",
 		ErrVersionMismatch, data, v, MajorVersion, v, MajorVersion, v)
 }

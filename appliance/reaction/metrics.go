@@ -90,42 +90,25 @@ func (e *Engine) RegisterLag(reg prometheus.Registerer) {
 		Name: "causality_reaction_consumer_lag",
 		Help: "Events in the stream the reaction engine has not evaluated and recorded yet: waiting for delivery plus delivered and unacknowledged.",
 	}, func() float64 {
-		lag, _ := e.lag.get(func(ctx context.Context) (float64, error) {
-			info, err := e.cons.Info(ctx)
-			if err != nil {
-				return 0, err
-			}
-			return float64(info.NumPending + uint64(info.NumAckPending)), nil
-		})
-		return lag
+		lag, _ := e.Lag(context.Background())
+		return float64(lag)
 	}))
 }
 
 // RegisterOutbox reports the deliveries waiting to be sent or retried, and the dead ones.
 func (d *Dispatcher) RegisterOutbox(reg prometheus.Registerer) {
-	for _, status := range []string{"pending", "retrying", "dead"} {
+	for status, pick := range map[string]func(OutboxCounts) int64{
+		"pending":  func(c OutboxCounts) int64 { return c.Pending },
+		"retrying": func(c OutboxCounts) int64 { return c.Retrying },
+		"dead":     func(c OutboxCounts) int64 { return c.Dead },
+	} {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "causality_webhook_outbox",
 			Help:        "Deliveries in the outbox by status: pending (not tried yet), retrying, dead (out of attempts; replay them from the admin API).",
 			ConstLabels: prometheus.Labels{"status": status},
 		}, func() float64 {
-			counts, _ := d.outbox.get(func(ctx context.Context) (map[string]float64, error) {
-				rows, err := d.store.Pool().Query(ctx, `SELECT status, count(*) FROM deliveries WHERE status <> 'succeeded' GROUP BY status`)
-				if err != nil {
-					return nil, err
-				}
-				m := map[string]float64{}
-				for rows.Next() {
-					var s string
-					var n int64
-					if err := rows.Scan(&s, &n); err != nil {
-						return nil, err
-					}
-					m[s] = float64(n)
-				}
-				return m, rows.Err()
-			})
-			return counts[status]
+			c, _ := d.Outbox(context.Background())
+			return float64(pick(c))
 		}))
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/causality-io/causality/appliance/pgembed/pgtest"
 	"github.com/causality-io/causality/migrations"
 )
@@ -278,5 +280,140 @@ func TestOpenErrorHidesPassword(t *testing.T) {
 
 	if _, err := Open(ctx, "postgres://%zz", nil); err == nil || !strings.Contains(err.Error(), "parse database url") {
 		t.Errorf("Open of a malformed URL = %v, want a parse error", err)
+	}
+}
+
+// tableChecksum is md5 over every row of table in a fixed order: equal before and after
+// means nothing in it changed.
+func tableChecksum(t *testing.T, dbURL, table string) string {
+	t.Helper()
+	var sum string
+	q := `SELECT coalesce(md5(string_agg(r::text, E'\n' ORDER BY r::text)), '') FROM ` + table + ` r`
+	if err := pgtest.Connect(t, dbURL).QueryRow(context.Background(), q).Scan(&sum); err != nil {
+		t.Fatal(err)
+	}
+	return sum
+}
+
+// MigrateTo stops at the version asked for, and refuses one the binary does not have.
+func TestMigrateToStopsAtVersion(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t)
+	ctx := pgtest.Context(t)
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := MigrateTo(ctx, pool, 1, testLogger(t)); err != nil {
+		t.Fatalf("MigrateTo(1): %v", err)
+	}
+	if v, err := SchemaVersion(ctx, pool); err != nil || v != 1 {
+		t.Fatalf("SchemaVersion = %d, %v; want 1", v, err)
+	}
+	if tableExists(t, dbURL, "webhooks") {
+		t.Error("MigrateTo(1) created webhooks, which migration 2 makes")
+	}
+	latest, err := LatestVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := MigrateTo(ctx, pool, latest+1, testLogger(t)); err == nil || !strings.Contains(err.Error(), "knows versions up to") {
+		t.Errorf("MigrateTo(latest+1) = %v, want a refusal", err)
+	}
+	empty := pgtest.NewDatabase(t)
+	if v, err := SchemaVersion(ctx, pgtest.Connect(t, empty)); err != nil || v != 0 {
+		t.Errorf("SchemaVersion of an empty database = %d, %v; want 0", v, err)
+	}
+}
+
+// A database an older binary made (schema version 1) is migrated to the latest version by
+// Open, and its rows are kept as they were.
+func TestOpenMigratesForwardKeepingData(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t)
+	ctx := pgtest.Context(t)
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := MigrateTo(ctx, pool, 1, testLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	// What a version-1 binary stored: an app, a key, the admin password hash.
+	for _, q := range []string{
+		`INSERT INTO apps (id) VALUES ('shop')`,
+		`INSERT INTO api_keys (id, app_id, name, key_hash, key_prefix, rate_limit)
+			VALUES ('0190a5a0-0000-7000-8000-000000000001', 'shop', 'web', '\x0102', 'cz_ab', 50)`,
+		`INSERT INTO settings (key, value) VALUES ('admin_password_hash', '$argon2id$...')`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := map[string]string{}
+	for _, table := range []string{"apps", "api_keys", "settings"} {
+		before[table] = tableChecksum(t, dbURL, table)
+	}
+
+	s, err := Open(ctx, dbURL, testLogger(t))
+	if err != nil {
+		t.Fatalf("Open of a version-1 database: %v", err)
+	}
+	defer s.Close()
+	latest, _ := LatestVersion()
+	if v, err := SchemaVersion(ctx, s.Pool()); err != nil || v != latest {
+		t.Fatalf("after Open: schema version %d, %v; want %d", v, err, latest)
+	}
+	for table, sum := range before {
+		if got := tableChecksum(t, dbURL, table); got != sum {
+			t.Errorf("rows of %s changed by the migration", table)
+		}
+	}
+	keys, err := s.ListKeys(ctx, false)
+	if err != nil || len(keys) != 1 || keys[0].AppID != "shop" || keys[0].Prefix != "cz_ab" {
+		t.Errorf("ListKeys after migrating = %+v, %v", keys, err)
+	}
+	if _, err := s.ListWebhooks(ctx); err != nil {
+		t.Errorf("the tables of migration 2 are not usable: %v", err)
+	}
+}
+
+// A binary older than the database refuses it with a message that says what to run, and
+// changes no row of any table, the migrations table included.
+func TestOpenRefusesNewerSchemaLeavesDataAlone(t *testing.T) {
+	t.Parallel()
+	s, dbURL := openStore(t)
+	ctx := pgtest.Context(t)
+	if _, err := s.CreateKey(ctx, NewAPIKey{AppID: "shop", Name: "web", Hash: []byte{1, 2, 3}, Prefix: "cz_x"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool().Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES (9999, '9999_from_the_future.sql')`); err != nil {
+		t.Fatal(err)
+	}
+	tables := []string{"schema_migrations", "apps", "api_keys", "settings", "webhooks", "rules", "detectors", "deliveries", "anomalies"}
+	before := map[string]string{}
+	for _, table := range tables {
+		before[table] = tableChecksum(t, dbURL, table)
+	}
+
+	s2, err := Open(ctx, dbURL, testLogger(t))
+	if err == nil {
+		s2.Close()
+		t.Fatal("Open succeeded on a database of a newer schema")
+	}
+	if !errors.Is(err, ErrSchemaNewer) {
+		t.Fatalf("Open = %v, want ErrSchemaNewer", err)
+	}
+	for _, want := range []string{"schema version 9999", "at least as new", "nothing was changed"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	for _, table := range tables {
+		if got := tableChecksum(t, dbURL, table); got != before[table] {
+			t.Errorf("table %s changed although the start was refused", table)
+		}
 	}
 }
