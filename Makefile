@@ -10,12 +10,19 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(shell git rev-parse --short HEAD 2>/dev/null || echo none) -X main.date=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 FUZZTIME  ?= 15s
 STATICCHECK_VERSION := v0.8.2
+GORELEASER_VERSION := v2.15.1
+# goreleaser reads the commit (for `causality version`) only where `git ls-remote --get-url`
+# answers; a work tree without a remote gets this directory as a stand-in origin, which a
+# snapshot never uses for anything else.
+GORELEASER = $(if $(shell git remote 2>/dev/null),,GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=remote.origin.url GIT_CONFIG_VALUE_0=$(CURDIR)) \
+	$(GO) run github.com/goreleaser/goreleaser/v2@$(GORELEASER_VERSION)
 # MinIO server for the S3 destination's tests (appliance/warehouse/s3dest/miniotest; keep its
 # Version in step). MinIO tags no semver releases, so this pins a commit by pseudo-version.
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO_BIN = $(firstword $(subst :, ,$(shell $(GO) env GOPATH)))/bin/minio
 
-.PHONY: build run test test-short fuzz lint generate check-generated bench bundle minio clean
+.PHONY: build run test test-short fuzz lint generate check-generated bench bundle minio clean \
+	snapshot release-check release-smoke vm-install-test
 
 ## build: the binary with PostgreSQL bundled inside (fetches the bundle once)
 build: bundle
@@ -59,18 +66,36 @@ lint:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
-## generate: rebuild gen/ from proto/ (needs protoc: apt-get install protobuf-compiler)
+## generate: rebuild gen/ from proto/ (needs protoc: apt-get install protobuf-compiler) and web/*_templ.go
 generate:
 	./scripts/generate.sh
 
-## check-generated: fail when gen/ is stale
+## check-generated: fail when gen/ or web/*_templ.go is stale
 check-generated: generate
-	@git diff --exit-code --stat -- gen/ || (echo "gen/ is stale: run make generate and commit"; exit 1)
+	@git diff --exit-code --stat -- gen/ web/ || (echo "generated code is stale: run make generate and commit"; exit 1)
+	@test -z "$$(git ls-files --others --exclude-standard -- gen/ web/)" || (echo "make generate made files that are not committed"; exit 1)
 
 ## bench: Go benchmarks of the hot paths, then the end-to-end ingest benchmark (scripts/bench.sh)
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./appliance/...
 	./scripts/bench.sh
+
+## snapshot: release archives for linux/amd64 and linux/arm64, with checksums, in dist/ (nothing is published)
+snapshot:
+	$(GORELEASER) release --snapshot --clean
+
+## release-check: what CI runs: goreleaser check, then the linux/amd64 snapshot build alone
+release-check:
+	$(GORELEASER) check
+	GOOS=linux GOARCH=amd64 $(GORELEASER) build --snapshot --clean --single-target
+
+## release-smoke: the amd64 archive from dist/ (make snapshot) runs offline from an empty directory
+release-smoke:
+	./scripts/release-smoke.sh
+
+## vm-install-test: README "Run on a VM", line by line, against the amd64 archive in dist/ (needs root)
+vm-install-test:
+	./scripts/vm-install-test.sh
 
 clean:
 	rm -rf bin dist

@@ -1,6 +1,7 @@
 // Command causality is the Causality event analytics appliance: `causality serve` runs it,
 // `causality trino` prints the Trino setup for its warehouse (same flags as serve),
-// `causality bench` loads a running one, `causality version` says which build this is.
+// `causality bench` loads a running one, `causality backup` and `causality restore` save and
+// restore its configuration, `causality version` says which build this is.
 package main
 
 import (
@@ -10,9 +11,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/causality-io/causality/appliance"
+	"github.com/causality-io/causality/appliance/backup"
 	"github.com/causality-io/causality/appliance/bench"
 	"github.com/causality-io/causality/appliance/config"
 	"github.com/causality-io/causality/appliance/pgembed"
@@ -21,7 +24,7 @@ import (
 // Stamped by the release build (-ldflags -X).
 var version, commit, date = "dev", "none", "unknown"
 
-const usage = "usage: causality serve|trino|bench|version [flags]  (causality <command> -h lists the flags)"
+const usage = "usage: causality serve|backup|restore|trino|bench|version [flags]  (causality <command> -h lists the flags)"
 
 func main() {
 	if pgembed.IsSupervisor() { // this process is the Postgres supervisor child of a serve
@@ -39,7 +42,14 @@ func main() {
 		if err != nil {
 			exit(err)
 		}
-		exit(appliance.New(cfg, cfg.Logger(os.Stderr), os.Stdout).Run(ctx))
+		if cfg.CheckConfig {
+			exit(cfg.CheckAndReport(os.Stdout))
+		}
+		exit(appliance.New(cfg, cfg.Logger(os.Stderr), os.Stdout).WithVersion(version).Run(ctx))
+	case "backup":
+		exit(backup.BackupMain(ctx, args, version, os.LookupEnv, os.Stdout, os.Stderr))
+	case "restore":
+		exit(backup.RestoreMain(ctx, args, version, os.LookupEnv, os.Stdout, os.Stderr))
 	case "trino":
 		cfg, err := config.Parse(args, os.LookupEnv, os.Stderr)
 		if err != nil {
@@ -61,7 +71,12 @@ func exit(err error) {
 		os.Exit(0)
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "causality:", err)
+		for _, line := range strings.Split(err.Error(), "\n") { // several problems: one a line
+			fmt.Fprintln(os.Stderr, "causality:", line)
+		}
+		if errors.Is(err, config.ErrUsage) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 	os.Exit(0)

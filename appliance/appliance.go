@@ -19,6 +19,7 @@ import (
 	"github.com/causality-io/causality/appliance/apikey"
 	"github.com/causality-io/causality/appliance/bus"
 	"github.com/causality-io/causality/appliance/config"
+	"github.com/causality-io/causality/appliance/datadir"
 	"github.com/causality-io/causality/appliance/event"
 	"github.com/causality-io/causality/appliance/ingest"
 	"github.com/causality-io/causality/appliance/metrics"
@@ -39,6 +40,9 @@ type Appliance struct {
 	dest warehouse.Destination
 	sink *warehouse.Sink
 	out  io.Writer // where the startup banner goes
+	// version is the binary's, recorded in the data dir's datadir.json.
+	version string
+	lock    *datadir.Lock // held from Start to the end of Stop
 
 	metrics  *metrics.Metrics
 	pg       *pgembed.Server // nil with --database-url
@@ -47,6 +51,7 @@ type Appliance struct {
 	keys     *apikey.Keyring
 	http     *http.Server
 	listener net.Listener
+	https    httpsParts // TLS on the listener (tls.go)
 
 	expr          *expr.Env
 	reaction      *reactionParts
@@ -88,7 +93,13 @@ func (a *Appliance) startDedupCap() {
 
 // New prepares an appliance; nothing runs until Start.
 func New(cfg *config.Config, log *slog.Logger, out io.Writer) *Appliance {
-	return &Appliance{cfg: cfg, log: log, out: out, metrics: metrics.New()}
+	return &Appliance{cfg: cfg, log: log, out: out, metrics: metrics.New(), version: "dev"}
+}
+
+// WithVersion names the binary's version, which Start records in the data dir.
+func (a *Appliance) WithVersion(v string) *Appliance {
+	a.version = v
+	return a
 }
 
 // Run starts everything, waits for ctx to end, then stops everything.
@@ -133,10 +144,18 @@ func (a *Appliance) Start(ctx context.Context) (err error) {
 			_ = a.Stop(stopCtx)
 		}
 	}()
+	// A data dir laid out by a newer binary is refused before anything is created in it.
+	if err := datadir.Check(a.cfg.DataDir, a.version); err != nil {
+		return err
+	}
 	// Others may pass through (not list): the embedded Postgres runs as an unprivileged
 	// account when we are root and must reach its directory below this one.
 	if err := os.MkdirAll(a.cfg.DataDir, 0o711); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
+	}
+	// A second appliance on the same dir would stop this one's PostgreSQL as a leftover.
+	if a.lock, err = datadir.TryLock(a.cfg.DataDir, "causality serve"); err != nil {
+		return fmt.Errorf("%w: stop it first, or give this one another --data-dir", err)
 	}
 
 	dbURL := a.cfg.DatabaseURL
@@ -148,6 +167,10 @@ func (a *Appliance) Start(ctx context.Context) (err error) {
 		dbURL = a.pg.URL()
 	}
 	if a.store, err = store.Open(ctx, dbURL, a.log.With("component", "store")); err != nil {
+		return err
+	}
+	// Only now, with the schema accepted and migrated: a refused start leaves the record alone.
+	if err := a.recordDataDir(ctx); err != nil {
 		return err
 	}
 	passwords, generated, err := admin.NewPasswords(ctx, a.store, a.cfg.AdminPassword)
@@ -196,7 +219,10 @@ func (a *Appliance) Start(ctx context.Context) (err error) {
 	ing := ingest.New(a.keys, a.bus, validator, a.metrics, a.log.With("component", "ingest"),
 		ingest.Options{MaxBodyBytes: int64(a.cfg.MaxBodyBytes), CORSOrigins: a.cfg.CORSOrigins})
 	api := admin.NewAPI(a.store, a.keys, passwords, a.expr, admin.Options{WebhookAllowPrivate: a.cfg.WebhookAllowPrivate, Engine: a.reaction.engine}, a.log.With("component", "admin"))
-	if err := a.startHTTP(a.routes(ing, api)); err != nil {
+	ui := admin.NewUI(api, admin.UIOptions{SecureCookies: a.cfg.TLSEnabled(), Version: a.version, Overview: a.startOverview(),
+		Config: a.cfg.Effective(), PasswordFromFlag: a.cfg.AdminPassword != "", Events: a,
+		Live: a.liveEvents(), Warehouse: a.warehouseInfo()})
+	if err := a.startHTTP(a.routes(ing, api, ui)); err != nil {
 		return err
 	}
 	a.banner(generated)
@@ -204,25 +230,34 @@ func (a *Appliance) Start(ctx context.Context) (err error) {
 }
 
 func (a *Appliance) startHTTP(h http.Handler) error {
+	if err := a.setupTLS(); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on --http-addr %s: %w", a.cfg.HTTPAddr, err)
 	}
 	a.listener = ln
+	a.log.Info("serving", "addr", ln.Addr().String(), "protocol", a.https.mode)
 	a.http = &http.Server{
 		Handler:           h,
+		TLSConfig:         a.https.config,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		ErrorLog:          httpErrorLog(a.log),
 	}
 	a.httpDone = make(chan error, 1)
 	go func() {
-		if err := a.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		serve := a.http.Serve
+		if a.https.config != nil {
+			serve = func(ln net.Listener) error { return a.http.ServeTLS(ln, "", "") } // certificates from TLSConfig
+		}
+		if err := serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			a.httpDone <- err
 		}
 	}()
-	return nil
+	return a.startACMEHTTP()
 }
 
 // Addr is the address HTTP listens on (useful with --http-addr :0).
@@ -237,6 +272,9 @@ func (a *Appliance) Stop(ctx context.Context) error {
 		if err := a.http.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop http: %w", err))
 		}
+	}
+	if err := a.stopACMEHTTP(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	// Ingest has stopped: the sink writes what it holds and the reaction engine records
 	// its matches before the bus goes.
@@ -261,6 +299,19 @@ func (a *Appliance) Stop(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("stop postgres: %w", err))
 		}
 	}
+	a.lock.Unlock()
 	a.log.Info("stopped")
 	return errors.Join(errs...)
+}
+
+// recordDataDir writes datadir.json: this binary's data dir format and version.
+func (a *Appliance) recordDataDir(ctx context.Context) error {
+	schema, err := store.SchemaVersion(ctx, a.store.Pool())
+	if err != nil {
+		return err
+	}
+	if err := datadir.Record(a.cfg.DataDir, a.version, schema); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	return nil
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/causality-io/causality/appliance/ingest"
 )
 
-func (a *Appliance) routes(ing *ingest.Handler, api *admin.API) http.Handler {
+func (a *Appliance) routes(ing *ingest.Handler, api *admin.API, ui *admin.UI) http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
 	r.Use(a.metrics.Middleware)
@@ -25,6 +25,7 @@ func (a *Appliance) routes(ing *ingest.Handler, api *admin.API) http.Handler {
 	r.Handle("/metrics", a.metrics.Handler())
 	ing.Routes(r)
 	api.Routes(r)
+	ui.Routes(r)
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		httpjson.Error(w, http.StatusNotFound, "not found")
 	})
