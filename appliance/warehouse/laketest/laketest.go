@@ -29,16 +29,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/causality-io/causality/appliance/internal/nodetool"
 )
 
 // ErrEmptyLake is returned (wrapped) by Run when no Parquet file is visible
@@ -98,7 +95,7 @@ func QueryWith(t testing.TB, root, sql string, opts Options) []map[string]any {
 func Run(t testing.TB, root, sql string, opts Options) ([]map[string]any, error) {
 	t.Helper()
 	tool := ensure(t)
-	args := []string{tool.script}
+	args := []string{tool.Script}
 	switch opts.Autocast {
 	case AutocastOn:
 		args = append(args, "--autocast")
@@ -116,8 +113,8 @@ func Run(t testing.TB, root, sql string, opts Options) ([]map[string]any, error)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, tool.node, args...)
-	cmd.Dir = tool.dir
+	cmd := exec.CommandContext(ctx, tool.Node, args...)
+	cmd.Dir = tool.Dir
 	cmd.Stdin = strings.NewReader(sql)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
@@ -264,146 +261,18 @@ func TimeOf(t testing.TB, v any) time.Time {
 	return ts
 }
 
-// tool is an installed lakecheck.
-type tool struct {
-	node   string // node executable
-	dir    string // tools/lakecheck
-	script string // tools/lakecheck/lakecheck.mjs
-}
+// spec is the Node.js tool behind this package.
+var spec = nodetool.Spec{Dir: "lakecheck", Script: "lakecheck.mjs", Package: "@duckdb/node-api", Purpose: "the DuckDB lake checks"}
 
-var (
-	installOnce sync.Once
-	installed   tool
-	installErr  error
-	nodeMissing bool
-)
-
-// EnsureInstalled makes lakecheck runnable: node on PATH and the npm
-// dependencies installed in tools/lakecheck (npm ci when missing or stale).
-// It runs once per process; concurrent processes (go test ./... runs test
-// binaries in parallel) serialise on a lock file. It skips the test when
-// node is not on PATH and CI is not set, and fails it otherwise.
+// EnsureInstalled makes lakecheck runnable: node on PATH and its npm dependencies
+// installed (see appliance/internal/nodetool). It skips the test when node is not on
+// PATH and CI is not set, and fails it otherwise.
 func EnsureInstalled(t testing.TB) {
 	t.Helper()
-	ensure(t)
+	nodetool.Ensure(t, spec)
 }
 
-func ensure(t testing.TB) tool {
+func ensure(t testing.TB) nodetool.Tool {
 	t.Helper()
-	installOnce.Do(func() { installed, installErr = install() })
-	if installErr != nil {
-		if nodeMissing && os.Getenv("CI") == "" {
-			t.Skipf("laketest: %v (install Node.js 20+ to run the DuckDB lake checks; with CI set this fails)", installErr)
-		}
-		t.Fatalf("laketest: %v", installErr)
-	}
-	return installed
-}
-
-func install() (tool, error) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		nodeMissing = true
-		return tool{}, fmt.Errorf("node is not on PATH")
-	}
-	dir, err := findToolDir()
-	if err != nil {
-		return tool{}, err
-	}
-	tl := tool{node: node, dir: dir, script: filepath.Join(dir, "lakecheck.mjs")}
-	if ok, _ := upToDate(dir); ok {
-		return tl, nil
-	}
-
-	lock, err := os.OpenFile(filepath.Join(dir, ".install.lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return tool{}, fmt.Errorf("open install lock: %w", err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return tool{}, fmt.Errorf("lock %s: %w", lock.Name(), err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-
-	// Another process may have installed while this one waited.
-	ok, why := upToDate(dir)
-	if ok {
-		return tl, nil
-	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		return tool{}, fmt.Errorf("tools/lakecheck needs npm ci (%s) but npm is not on PATH", why)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return tool{}, fmt.Errorf("npm ci in %s (%s): %v\n%s", dir, why, err, out)
-	}
-	if ok, why := upToDate(dir); !ok {
-		return tool{}, fmt.Errorf("npm ci in %s succeeded but %s", dir, why)
-	}
-	return tl, nil
-}
-
-// upToDate reports whether node_modules holds the @duckdb/node-api version
-// package-lock.json pins, and if not, why.
-func upToDate(dir string) (bool, string) {
-	var lock struct {
-		Packages map[string]struct {
-			Version string `json:"version"`
-		} `json:"packages"`
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))
-	if err != nil {
-		return false, err.Error()
-	}
-	if err := json.Unmarshal(b, &lock); err != nil {
-		return false, "package-lock.json: " + err.Error()
-	}
-	const pkg = "node_modules/@duckdb/node-api"
-	want := lock.Packages[pkg].Version
-	if want == "" {
-		return false, "package-lock.json does not pin @duckdb/node-api"
-	}
-	var have struct {
-		Version string `json:"version"`
-	}
-	b, err = os.ReadFile(filepath.Join(dir, filepath.FromSlash(pkg), "package.json"))
-	if err != nil {
-		return false, "@duckdb/node-api is not installed"
-	}
-	if err := json.Unmarshal(b, &have); err != nil || have.Version != want {
-		return false, fmt.Sprintf("installed @duckdb/node-api is %q, package-lock.json pins %q", have.Version, want)
-	}
-	return true, ""
-}
-
-// findToolDir locates tools/lakecheck: up from this source file (go test
-// builds without -trimpath), else up from the working directory (go test
-// runs in the package directory).
-func findToolDir() (string, error) {
-	var starts []string
-	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
-		starts = append(starts, filepath.Dir(file))
-	}
-	if wd, err := os.Getwd(); err == nil {
-		starts = append(starts, wd)
-	}
-	for _, start := range starts {
-		for d := start; ; d = filepath.Dir(d) {
-			cand := filepath.Join(d, "tools", "lakecheck")
-			if _, err := os.Stat(filepath.Join(cand, "lakecheck.mjs")); err == nil {
-				if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-					return cand, nil
-				}
-			}
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
-	}
-	return "", fmt.Errorf("tools/lakecheck not found above %v", starts)
+	return nodetool.Ensure(t, spec)
 }

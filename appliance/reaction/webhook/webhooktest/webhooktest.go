@@ -18,18 +18,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/causality-io/causality/appliance/internal/nodetool"
 )
 
 // Item is one delivery to verify.
@@ -88,8 +84,8 @@ func VerifyWithNode(t testing.TB, items []Item) []error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, tl.node, tl.script)
-	cmd.Dir = tl.dir
+	cmd := exec.CommandContext(ctx, tl.Node, tl.Script)
+	cmd.Dir = tl.Dir
 	cmd.Stdin = &in
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -120,146 +116,18 @@ func VerifyWithNode(t testing.TB, items []Item) []error {
 	return errs
 }
 
-// tool is an installed webhookcheck.
-type tool struct {
-	node   string // node executable
-	dir    string // tools/webhookcheck
-	script string // tools/webhookcheck/verify.mjs
-}
+// spec is the Node.js tool behind this package.
+var spec = nodetool.Spec{Dir: "webhookcheck", Script: "verify.mjs", Package: "standardwebhooks", Purpose: "the Standard Webhooks checks"}
 
-// The install happens once per test binary; this state is the memo of it.
-var (
-	installOnce sync.Once
-	installed   tool
-	installErr  error
-	nodeMissing bool
-)
-
-// EnsureInstalled makes webhookcheck runnable: node on PATH and the npm
-// dependencies installed in tools/webhookcheck (npm ci when missing or
-// stale). It skips the test when node is not on PATH and CI is not set, and
-// fails it otherwise.
+// EnsureInstalled makes webhookcheck runnable: node on PATH and its npm dependencies
+// installed (see appliance/internal/nodetool). It skips the test when node is not on
+// PATH and CI is not set, and fails it otherwise.
 func EnsureInstalled(t testing.TB) {
 	t.Helper()
-	ensure(t)
+	nodetool.Ensure(t, spec)
 }
 
-func ensure(t testing.TB) tool {
+func ensure(t testing.TB) nodetool.Tool {
 	t.Helper()
-	installOnce.Do(func() { installed, installErr = install() })
-	if installErr != nil {
-		if nodeMissing && os.Getenv("CI") == "" {
-			t.Skipf("webhooktest: %v (install Node.js 20+ to run the Standard Webhooks checks; with CI set this fails)", installErr)
-		}
-		t.Fatalf("webhooktest: %v", installErr)
-	}
-	return installed
-}
-
-func install() (tool, error) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		nodeMissing = true
-		return tool{}, fmt.Errorf("node is not on PATH")
-	}
-	dir, err := findToolDir()
-	if err != nil {
-		return tool{}, err
-	}
-	tl := tool{node: node, dir: dir, script: filepath.Join(dir, "verify.mjs")}
-	if ok, _ := upToDate(dir); ok {
-		return tl, nil
-	}
-
-	lock, err := os.OpenFile(filepath.Join(dir, ".install.lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return tool{}, fmt.Errorf("open install lock: %w", err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return tool{}, fmt.Errorf("lock %s: %w", lock.Name(), err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-
-	// Another process may have installed while this one waited.
-	ok, why := upToDate(dir)
-	if ok {
-		return tl, nil
-	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		return tool{}, fmt.Errorf("tools/webhookcheck needs npm ci (%s) but npm is not on PATH", why)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return tool{}, fmt.Errorf("npm ci in %s (%s): %v\n%s", dir, why, err, out)
-	}
-	if ok, why := upToDate(dir); !ok {
-		return tool{}, fmt.Errorf("npm ci in %s succeeded but %s", dir, why)
-	}
-	return tl, nil
-}
-
-// upToDate reports whether node_modules holds the standardwebhooks version
-// package-lock.json pins, and if not, why.
-func upToDate(dir string) (bool, string) {
-	var lock struct {
-		Packages map[string]struct {
-			Version string `json:"version"`
-		} `json:"packages"`
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))
-	if err != nil {
-		return false, err.Error()
-	}
-	if err := json.Unmarshal(b, &lock); err != nil {
-		return false, "package-lock.json: " + err.Error()
-	}
-	const pkg = "node_modules/standardwebhooks"
-	want := lock.Packages[pkg].Version
-	if want == "" {
-		return false, "package-lock.json does not pin standardwebhooks"
-	}
-	var have struct {
-		Version string `json:"version"`
-	}
-	b, err = os.ReadFile(filepath.Join(dir, filepath.FromSlash(pkg), "package.json"))
-	if err != nil {
-		return false, "standardwebhooks is not installed"
-	}
-	if err := json.Unmarshal(b, &have); err != nil || have.Version != want {
-		return false, fmt.Sprintf("installed standardwebhooks is %q, package-lock.json pins %q", have.Version, want)
-	}
-	return true, ""
-}
-
-// findToolDir locates tools/webhookcheck: up from this source file (go test
-// builds without -trimpath), else up from the working directory (go test
-// runs in the package directory).
-func findToolDir() (string, error) {
-	var starts []string
-	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
-		starts = append(starts, filepath.Dir(file))
-	}
-	if wd, err := os.Getwd(); err == nil {
-		starts = append(starts, wd)
-	}
-	for _, start := range starts {
-		for d := start; ; d = filepath.Dir(d) {
-			cand := filepath.Join(d, "tools", "webhookcheck")
-			if _, err := os.Stat(filepath.Join(cand, "verify.mjs")); err == nil {
-				if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-					return cand, nil
-				}
-			}
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
-	}
-	return "", fmt.Errorf("tools/webhookcheck not found above %v", starts)
+	return nodetool.Ensure(t, spec)
 }
