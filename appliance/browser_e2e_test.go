@@ -62,11 +62,10 @@ func TestBrowserAdminUI(t *testing.T) {
 	t.Logf("browser run took %v", time.Since(began).Round(time.Millisecond))
 }
 
-// knownPageProblems are defects of the pages this test found that are not fixed yet. Each
-// is logged (KNOWN PAGE PROBLEM) instead of failing the run; any other script error, CSP
-// violation or page too wide for a phone fails it.
-var knownPageProblems = []bt.KnownProblem{
-}
+// knownPageProblems are defects of the pages this test found that are not fixed yet
+// (none now). Each is logged (KNOWN PAGE PROBLEM) instead of failing the run; any other
+// script error, CSP violation or page too wide for a phone fails it.
+var knownPageProblems = []bt.KnownProblem{}
 
 // uiRun is what the steps of one browser run share.
 type uiRun struct {
