@@ -38,7 +38,7 @@ func (a *Appliance) liveEvents() *liveEvents {
 // Subscribe calls fn with every event published on subject from now on, until ctx ends or
 // the appliance begins to stop. The streams end first thing in a stop: HTTP's shutdown
 // waits for every request, and these would never end on their own.
-func (l *liveEvents) Subscribe(ctx context.Context, subject string, fn func(admin.LiveEvent)) error {
+func (l *liveEvents) Subscribe(ctx context.Context, subject string, ready func(), fn func(admin.LiveEvent)) error {
 	if !strings.HasPrefix(subject, bus.SubjectPrefix+".") {
 		return fmt.Errorf("live events: subject %q is not an event subject", subject)
 	}
@@ -57,6 +57,14 @@ func (l *liveEvents) Subscribe(ctx context.Context, subject string, fn func(admi
 	if err := sub.SetPendingLimits(livePendingMsgs, livePendingBytes); err != nil {
 		return fmt.Errorf("live events: %w", err)
 	}
+	// The server has the subscription once a round trip after it completes.
+	flushCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err = l.a.bus.Conn().FlushWithContext(flushCtx)
+	cancel()
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("live events: subscribe to %s: %w", subject, err)
+	}
+	ready()
 	select {
 	case <-ctx.Done():
 	case <-l.stopping:

@@ -155,13 +155,13 @@ func TestLiveEventsSubscribe(t *testing.T) {
 	b := openTestBus(t, time.Hour)
 	l := (&Appliance{bus: b}).liveEvents()
 
-	if err := l.Subscribe(ctx, "$JS.API.>", func(admin.LiveEvent) {}); err == nil {
+	if err := l.Subscribe(ctx, "$JS.API.>", func() {}, func(admin.LiveEvent) {}); err == nil {
 		t.Error("a subscription outside the event subjects was accepted")
 	}
 	got := make(chan admin.LiveEvent, 10)
 	subCtx, unsubscribe := context.WithCancel(ctx)
 	ended := make(chan error, 1)
-	go func() { ended <- l.Subscribe(subCtx, "events.shop.>", func(e admin.LiveEvent) { got <- e }) }()
+	go func() { ended <- l.Subscribe(subCtx, "events.shop.>", func() {}, func(e admin.LiveEvent) { got <- e }) }()
 	// The subscription is in place once a publish after it arrives; retry until then.
 	deadline := time.Now().Add(10 * time.Second)
 	var first admin.LiveEvent

@@ -35,8 +35,9 @@ type LiveEvent struct {
 type LiveSource interface {
 	// Subscribe calls fn with every event published on subject (a NATS subject under
 	// "events.") from now on, until ctx ends or the appliance stops, and returns then.
-	// fn runs on the subscription's goroutine: it must not block.
-	Subscribe(ctx context.Context, subject string, fn func(LiveEvent)) error
+	// It calls ready once the subscription is in place, so that "connected" is true when
+	// the page says it. fn runs on the subscription's goroutine: it must not block.
+	Subscribe(ctx context.Context, subject string, ready func(), fn func(LiveEvent)) error
 }
 
 // The live tail's bounds, per browser.
@@ -240,8 +241,9 @@ func (u *UI) eventsStream(w http.ResponseWriter, r *http.Request) {
 	queue := make(chan LiveEvent, liveBuffer)
 	limit := rate.NewLimiter(liveRate, liveRate)
 	ended := make(chan error, 1)
+	subscribed := make(chan struct{})
 	go func() {
-		ended <- u.opts.Live.Subscribe(ctx, f.Subject(), func(e LiveEvent) {
+		ended <- u.opts.Live.Subscribe(ctx, f.Subject(), func() { close(subscribed) }, func(e LiveEvent) {
 			if !limit.Allow() {
 				skipped.Add(1)
 				return
@@ -255,7 +257,18 @@ func (u *UI) eventsStream(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	s := &sseWriter{w: w, rc: rc}
-	s.send(ctx, "status", web.EventsStatus("Connected: new events appear at the top as they arrive."))
+	connected := false
+	select {
+	case <-subscribed:
+		connected = true
+	case err := <-ended:
+		ended <- err // the loop below says why
+	case <-ctx.Done():
+		return
+	}
+	if connected {
+		s.send(ctx, "status", web.EventsStatus("Connected: new events appear at the top as they arrive."))
+	}
 	s.retry(5 * time.Second)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()

@@ -50,12 +50,13 @@ func newFakeLive() *fakeLive {
 	return &fakeLive{subs: map[int]fakeSub{}, joined: make(chan string, 10), left: make(chan struct{}, 10), stop: make(chan struct{})}
 }
 
-func (f *fakeLive) Subscribe(ctx context.Context, subject string, fn func(LiveEvent)) error {
+func (f *fakeLive) Subscribe(ctx context.Context, subject string, ready func(), fn func(LiveEvent)) error {
 	f.mu.Lock()
 	id := f.next
 	f.next++
 	f.subs[id] = fakeSub{subject, fn}
 	f.mu.Unlock()
+	ready()
 	f.joined <- subject
 	defer func() {
 		f.mu.Lock()
