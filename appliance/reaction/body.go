@@ -3,6 +3,7 @@ package reaction
 import (
 	"encoding/json"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -56,6 +57,34 @@ type anomalyView struct {
 	Observed *float64       `json:"observed"`
 	Expected *float64       `json:"expected"`
 	Details  map[string]any `json:"details,omitempty"`
+}
+
+// appendRuleMatched renders the body of a rule match: the same JSON as marshalBody gives
+// for a ruleMatchedData, written by hand because this runs for every match on the hot
+// path, and encoding/json would validate and compact the event's JSON once more.
+func appendRuleMatched(b []byte, r *rule, app string, at time.Time, event json.RawMessage) []byte {
+	b = append(b, `{"type":"`+TypeRuleMatched+`","timestamp":"`...)
+	b = at.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","data":{"rule":{"id":"`...)
+	b = append(b, r.id.String()...)
+	b = append(b, `","name":`...)
+	b = appendJSONString(b, r.name)
+	b = append(b, `,"priority":`...)
+	b = strconv.AppendInt(b, int64(r.priority), 10)
+	b = append(b, `},"app_id":`...)
+	b = appendJSONString(b, app)
+	b = append(b, `,"event":`...)
+	b = append(b, event...)
+	return append(b, "}}"...)
+}
+
+// appendJSONString appends s as a JSON string, escaped as encoding/json does.
+func appendJSONString(b []byte, s string) []byte {
+	q, err := json.Marshal(s)
+	if err != nil { // a string always marshals
+		return append(b, `""`...)
+	}
+	return append(b, q...)
 }
 
 // eventJSON renders an event as its ingest API accepts it (protojson, lowerCamelCase).

@@ -406,9 +406,7 @@ func receivedAt(msg jetstream.Msg) time.Time {
 }
 
 func (e *Engine) ruleMatched(r *rule, ev *causalityv1.EventEnvelope, at time.Time) {
-	body := marshalBody(envelope{Type: TypeRuleMatched, Timestamp: at, Data: ruleMatchedData{
-		Rule: ruleRef{ID: r.id, Name: r.name, Priority: r.priority}, AppID: ev.AppId, Event: e.renderEvent(ev),
-	}})
+	body := appendRuleMatched(nil, r, ev.AppId, at, e.renderEvent(ev))
 	source := "rule:" + r.id.String() + ":" + ev.Id
 	for _, hook := range r.webhooks {
 		e.deliveries = append(e.deliveries, outboxRow{

@@ -1,7 +1,9 @@
 package reaction
 
 import (
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"log/slog"
 	"testing"
 	"time"
@@ -108,4 +110,25 @@ func BenchmarkEvaluate100Rules(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(100*float64(matched)/float64(b.N), "%matched")
+}
+
+// The hand-written rule match body is the JSON encoding/json gives for the same data.
+func TestRuleMatchedBodyMatchesEncodingJSON(t *testing.T) {
+	r := &rule{id: uuid.Must(uuid.NewV7()), name: "big \"purchase\" <€>\n", priority: -7}
+	at := time.Date(2026, 11, 27, 10, 4, 5, 123_000_000, time.FixedZone("x", 3600))
+	event := eventJSON(&causalityv1.EventEnvelope{Id: "e1", AppId: "shop", DeviceId: "d",
+		Payload: &causalityv1.EventEnvelope_PurchaseComplete{PurchaseComplete: &causalityv1.PurchaseComplete{TotalCents: 250000}}})
+	got := appendRuleMatched(nil, r, "shop", at, event)
+	want := marshalBody(envelope{Type: TypeRuleMatched, Timestamp: at.UTC(), Data: ruleMatchedData{
+		Rule: ruleRef{ID: r.id, Name: r.name, Priority: r.priority}, AppID: "shop", Event: event}})
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, got)
+	}
+	if err := json.Unmarshal(want, &w); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(g, w) {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
 }
