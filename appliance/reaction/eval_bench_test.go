@@ -3,8 +3,8 @@ package reaction
 import (
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"log/slog"
+	"reflect"
 	"testing"
 	"time"
 
