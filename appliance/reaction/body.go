@@ -25,18 +25,6 @@ type envelope struct {
 	Data      any       `json:"data"`
 }
 
-type ruleRef struct {
-	ID       uuid.UUID `json:"id"`
-	Name     string    `json:"name"`
-	Priority int       `json:"priority"`
-}
-
-type ruleMatchedData struct {
-	Rule  ruleRef         `json:"rule"`
-	AppID string          `json:"app_id"`
-	Event json.RawMessage `json:"event"`
-}
-
 type detectorRef struct {
 	ID   uuid.UUID `json:"id"`
 	Name string    `json:"name"`
@@ -59,9 +47,12 @@ type anomalyView struct {
 	Details  map[string]any `json:"details,omitempty"`
 }
 
-// appendRuleMatched renders the body of a rule match: the same JSON as marshalBody gives
-// for a ruleMatchedData, written by hand because this runs for every match on the hot
-// path, and encoding/json would validate and compact the event's JSON once more.
+// appendRuleMatched renders the body of a rule match,
+//
+//	{"type":"rule.matched","timestamp":…,"data":{"rule":{"id","name","priority"},"app_id":…,"event":{…}}}
+//
+// by hand because this runs for every match on the hot path, and encoding/json would
+// validate and compact the event's JSON once more.
 func appendRuleMatched(b []byte, r *rule, app string, at time.Time, event json.RawMessage) []byte {
 	b = append(b, `{"type":"`+TypeRuleMatched+`","timestamp":"`...)
 	b = at.UTC().AppendFormat(b, time.RFC3339Nano)

@@ -119,8 +119,12 @@ func TestRuleMatchedBodyMatchesEncodingJSON(t *testing.T) {
 	event := eventJSON(&causalityv1.EventEnvelope{Id: "e1", AppId: "shop", DeviceId: "d",
 		Payload: &causalityv1.EventEnvelope_PurchaseComplete{PurchaseComplete: &causalityv1.PurchaseComplete{TotalCents: 250000}}})
 	got := appendRuleMatched(nil, r, "shop", at, event)
-	want := marshalBody(envelope{Type: TypeRuleMatched, Timestamp: at.UTC(), Data: ruleMatchedData{
-		Rule: ruleRef{ID: r.id, Name: r.name, Priority: r.priority}, AppID: "shop", Event: event}})
+	want, err := json.Marshal(map[string]any{"type": TypeRuleMatched, "timestamp": at.UTC(), "data": map[string]any{
+		"rule":   map[string]any{"id": r.id, "name": r.name, "priority": r.priority},
+		"app_id": "shop", "event": event}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var g, w any
 	if err := json.Unmarshal(got, &g); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, got)
