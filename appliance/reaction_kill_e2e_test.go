@@ -4,12 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -55,28 +53,7 @@ func TestKillNineRecordsEveryDeliveryOnce(t *testing.T) {
 	adminPost(t, p.base, "/api/v1/admin/rules", fmt.Sprintf(`{"name":"tenth","condition":"event.id.endsWith(\"7\")","webhook_ids":[%q]}`, hook))
 	waitMetric(t, p.base, "causality_reaction_rules", 1, 10*time.Second)
 
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
-	var acked []string
-	const rounds = 4
-	for round := range rounds {
-		stop := make(chan struct{})
-		done := make(chan []string)
-		go func() { done <- load(t, p.base, key, stop) }()
-		time.Sleep(time.Duration(700+rng.IntN(1200)) * time.Millisecond)
-		if round%2 == 0 {
-			_ = p.cmd.Process.Kill()
-		} else {
-			p.signalGroup(syscall.SIGKILL) // Postgres too
-		}
-		select {
-		case <-p.exited:
-		case <-time.After(60 * time.Second):
-			t.Fatalf("round %d: process did not exit", round)
-		}
-		close(stop)
-		acked = append(acked, <-done...)
-		p = startProcess(t, dir, httpAddr, natsAddr, flags...)
-	}
+	p, acked := killUnderLoad(t, p, key, 4, func() *proc { return startProcess(t, dir, httpAddr, natsAddr, flags...) })
 
 	// Events a killed engine held come back after the ack wait (1 min), and deliveries a
 	// killed dispatcher was sending after their lease (timeout + 30 s).

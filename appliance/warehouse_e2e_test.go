@@ -32,28 +32,8 @@ func TestKillNineWarehouseExactlyOnce(t *testing.T) {
 	p := startProcess(t, dir, httpAddr, natsAddr, flags...)
 	key := adminCreateKey(t, p.base)
 
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
-	var acked []string
 	const rounds = 6
-	for round := range rounds {
-		stop := make(chan struct{})
-		done := make(chan []string)
-		go func() { done <- load(t, p.base, key, stop) }()
-		time.Sleep(time.Duration(800+rng.IntN(1500)) * time.Millisecond)
-		if round%2 == 0 {
-			_ = p.cmd.Process.Kill()
-		} else {
-			p.signalGroup(syscall.SIGKILL) // Postgres too
-		}
-		select {
-		case <-p.exited:
-		case <-time.After(60 * time.Second):
-			t.Fatalf("round %d: process did not exit", round)
-		}
-		close(stop)
-		acked = append(acked, <-done...)
-		p = startProcess(t, dir, httpAddr, natsAddr, flags...)
-	}
+	p, acked := killUnderLoad(t, p, key, rounds, func() *proc { return startProcess(t, dir, httpAddr, natsAddr, flags...) })
 	if len(acked) == 0 {
 		t.Fatal("no event was acknowledged")
 	}
@@ -168,4 +148,34 @@ func TestUnreachableWarehouseDegradesButIngests(t *testing.T) {
 	if lag := metric(t, s.base, "causality_warehouse_consumer_lag"); lag != 10 {
 		t.Errorf("warehouse lag %v, want the 10 events kept in the stream", lag)
 	}
+}
+
+// killUnderLoad sends batches of events to p while killing it with SIGKILL at random
+// moments, rounds times (the process alone, then its whole group with Postgres, in turn),
+// restarting it on the same data dir after each kill. It returns the restarted process and
+// the ids of every event acknowledged to the client.
+func killUnderLoad(t *testing.T, p *proc, key string, rounds int, restart func() *proc) (*proc, []string) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(rounds)))
+	var acked []string
+	for round := range rounds {
+		stop := make(chan struct{})
+		done := make(chan []string)
+		go func() { done <- load(t, p.base, key, stop) }()
+		time.Sleep(time.Duration(700+rng.IntN(1500)) * time.Millisecond)
+		if round%2 == 0 {
+			_ = p.cmd.Process.Kill()
+		} else {
+			p.signalGroup(syscall.SIGKILL) // Postgres too
+		}
+		select {
+		case <-p.exited:
+		case <-time.After(60 * time.Second):
+			t.Fatalf("round %d: process did not exit", round)
+		}
+		close(stop)
+		acked = append(acked, <-done...)
+		p = restart()
+	}
+	return p, acked
 }
