@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end benchmark of one machine, server and load generator together:
 #   cold and warm start, idle RSS, batch ingest (100-event JSON batches), the bare JetStream
-#   baseline of the same messages in the same run, and single events at 2,000 req/s; with the
-#   warehouse sink writing Parquet throughout: how long after the load its lag is back to zero,
+#   baselines of the same messages in the same run (publish only, and publish read by two
+#   explicit-ack consumers), and single events at 2,000 req/s; with the warehouse sink and the
+#   reaction engine reading throughout: how long after the load its lag is back to zero,
 #   whether every accepted event is in the lake, and bytes per event on disk.
 # Usage: scripts/bench.sh [duration]   (default 30s per load run; BIN=path to the binary)
 set -euo pipefail
@@ -72,7 +73,17 @@ echo; echo "== bare JetStream baseline: the same messages, async publish with Na
 "$BIN" bench --target jetstream --app bench --batch-size 100 --concurrency 8 --duration "$DUR" \
   --store-dir "$work/js" --rss-pid self | tee "$work/js.txt"
 
+echo; echo "== bare JetStream pipeline: the same publish, read and acked by 2 explicit-ack consumers"
+echo "   (what the warehouse and reaction consumers cost JetStream, with no work of their own)"
+"$BIN" bench --target jetstream --app bench --batch-size 100 --concurrency 8 --duration "$DUR" \
+  --store-dir "$work/js2" --readers 2 --rss-pid self | tee "$work/pipe.txt"
+
 http=$(rate "$work/batch.txt")
 js=$(rate "$work/js.txt")
+pipe=$(grep -m1 'readers:' "$work/pipe.txt" | grep -o 'read [0-9]* events/s' | grep -o '[0-9]*')
 echo; echo "== summary"
-awk -v h="$http" -v j="$js" 'BEGIN { printf "batch ingest %.0f events/s, bare JetStream %.0f events/s, ratio %.2f\n", h, j, h/j }'
+awk -v h="$http" -v j="$js" -v p="$pipe" 'BEGIN {
+  printf "end to end (HTTP batch ingest, warehouse and reaction consumers) %.0f events/s\n", h
+  printf "bare JetStream publish %.0f events/s: ratio %.2f\n", j, h/j
+  printf "bare JetStream pipeline (publish + 2 consumers) %.0f events/s: ratio %.2f\n", p, h/p
+}'

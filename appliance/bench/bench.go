@@ -46,6 +46,7 @@ type Config struct {
 	Timeout     time.Duration
 	Sync        string // jetstream target: interval or always
 	StoreDir    string // jetstream target: where the stream lives; "" = a temp dir
+	Readers     int    // jetstream target: explicit-ack consumers draining the stream
 	RSSPID      int    // 0: none
 	JSON        bool
 
@@ -103,6 +104,7 @@ jetstream), then prints throughput, latency percentiles and status counts.
 	fs.DurationVar(&c.Timeout, "timeout", 30*time.Second, "per-request timeout")
 	fs.StringVar(&c.Sync, "sync", "interval", "jetstream target: interval or always (fsync every write, like serve --nats-sync=always)")
 	fs.StringVar(&c.StoreDir, "store-dir", "", "jetstream target: directory for the stream (default: a new temp dir, removed after); put it on the disk of serve's --data-dir to compare like with like")
+	fs.IntVar(&c.Readers, "readers", 0, "jetstream target: durable explicit-ack consumers that read and ack every event while the load runs, as the warehouse and reaction consumers do (2 gives the ceiling of the whole pipeline)")
 	fs.StringVar(&rss, "rss-pid", "", "sample this process's RSS every second and its CPU while measuring (a pid, or self)")
 	fs.BoolVar(&c.JSON, "json", false, "print the result as one JSON object")
 	if err := fs.Parse(args); err != nil {
@@ -132,7 +134,7 @@ jetstream), then prints throughput, latency percentiles and status counts.
 			}
 		}
 	} else {
-		for _, name := range []string{"sync", "store-dir"} {
+		for _, name := range []string{"sync", "store-dir", "readers"} {
 			if set[name] {
 				return c, fmt.Errorf("--%s applies to --target jetstream only", name)
 			}
@@ -160,6 +162,9 @@ func (c Config) Validate() error {
 	case "jetstream":
 		if c.Sync != "interval" && c.Sync != "always" {
 			bad("--sync %q: want interval or always", c.Sync)
+		}
+		if c.Readers < 0 || c.Readers > 8 {
+			bad("--readers %d: want 0 to 8", c.Readers)
 		}
 	default:
 		bad("--target %q: want http or jetstream", c.Target)
@@ -296,9 +301,21 @@ func Run(ctx context.Context, c Config, logw io.Writer) (*Report, error) {
 		}
 		lc.statuses = len(jsStatuses)
 		rep.statusNames = jsStatuses
+		var watch *readerWatch
+		if c.Readers > 0 {
+			rd, err := startReaders(ctx, b, c.Readers)
+			if err != nil {
+				return nil, fmt.Errorf("jetstream target: %w", err)
+			}
+			defer rd.stop()
+			watch = watchReaders(rd, c.Warmup)
+		}
 		after = func() {
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
+			if watch != nil {
+				rep.Readers = watch.finish(context.WithoutCancel(ctx))
+			}
 			if st, err := b.State(sctx); err == nil {
 				rep.Store.Messages, rep.Store.Bytes = st.Messages, st.Bytes
 			}

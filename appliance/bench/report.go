@@ -40,6 +40,7 @@ type Report struct {
 
 	Body           *BodyInfo     `json:"body,omitempty"`
 	Store          *StoreInfo    `json:"store,omitempty"`
+	Readers        *ReaderInfo   `json:"readers,omitempty"`
 	ClientCPUCores float64       `json:"client_cpu_cores"` // this process
 	Process        *ProcessUsage `json:"process,omitempty"`
 
@@ -136,6 +137,14 @@ func (r *Report) WriteText(w io.Writer) error {
 			fs = "unknown fs"
 		}
 		p("  store:   %s (%s), sync %s; stream holds %d messages, %.1f MiB\n", r.Store.Dir, fs, r.Store.Sync, r.Store.Messages, float64(r.Store.Bytes)/(1<<20))
+	}
+	if rd := r.Readers; rd != nil {
+		p("  readers: %d explicit-ack consumers, slowest read %.0f events/s in the window; ", rd.Count, rd.EventsPerSec)
+		if rd.Error != "" {
+			p("%s\n", rd.Error)
+		} else {
+			p("all caught up %s after the load\n", secs(rd.DrainSeconds))
+		}
 	}
 	p("requests   %d (%.1f/s)\n", r.Requests, r.RequestsPerSec)
 	p("events     %d sent, %d accepted (%.0f/s)", r.EventsSent, r.EventsAccepted, r.EventsPerSec)

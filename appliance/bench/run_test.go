@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/causality-io/causality/appliance/bus"
 	"github.com/causality-io/causality/appliance/event"
 	causalityv1 "github.com/causality-io/causality/gen/causality/v1"
 )
@@ -422,6 +424,48 @@ func TestRunJetStream(t *testing.T) {
 	var out bytes.Buffer
 	rep.WriteText(&out)
 	t.Logf("\n%s", out.String())
+}
+
+func TestRunJetStreamWithReaders(t *testing.T) {
+	c := Config{
+		Target: "jetstream", App: "bench", Mode: "batch", BatchSize: 50, Concurrency: 2,
+		Duration: time.Second, Warmup: 200 * time.Millisecond, Timeout: 10 * time.Second,
+		UniqueIDs: true, Sync: "interval", StoreDir: t.TempDir(), Readers: 2,
+	}
+	rep, err := Run(context.Background(), c, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := rep.Readers
+	if rd == nil || rd.Count != 2 || rd.Error != "" {
+		t.Fatalf("readers %+v", rd)
+	}
+	// The readers must have kept pace with a good part of the load, and the stream's own
+	// consumer records must show every stored event read and acknowledged by both.
+	if rd.EventsPerSec < rep.EventsPerSec/4 {
+		t.Errorf("slowest reader %.0f events/s against %.0f published", rd.EventsPerSec, rep.EventsPerSec)
+	}
+	b, err := openBus(context.Background(), c.StoreDir, false, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, name := range []string{"bench-reader-1", "bench-reader-2"} {
+		cons, err := b.JetStream().Consumer(context.Background(), bus.StreamName, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := cons.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.AckFloor.Stream != rep.Store.Messages || info.NumAckPending != 0 || info.NumPending != 0 {
+			t.Errorf("%s: ack floor %d, %d unacknowledged, %d unread; stream has %d", name, info.AckFloor.Stream, info.NumAckPending, info.NumPending, rep.Store.Messages)
+		}
+	}
+	if _, err := ParseFlags([]string{"--url", "http://x", "--key", "k", "--readers", "2"}, func(string) string { return "" }, io.Discard); err == nil || !strings.Contains(err.Error(), "--readers") {
+		t.Errorf("--readers with the http target: %v", err)
+	}
 }
 
 func TestRunJetStreamRepeatedIDsAreDuplicates(t *testing.T) {
