@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime"
 	"time"
 
 	"github.com/causality-io/causality/appliance/bus"
@@ -70,7 +71,8 @@ func (a *Appliance) startWarehouse(ctx context.Context) error {
 		FlushMaxEvents:   a.cfg.FlushMaxEvents,
 		FlushMaxBytes:    int64(a.cfg.FlushMaxBytes),
 		HeaderReceivedAt: bus.HeaderReceivedAt,
-		Encode:           warehouse.EncodeOptions{CreatedBy: "causality"},
+		// One codec for the sink and the compactor, so its encoders outlive every file.
+		Encode: warehouse.EncodeOptions{CreatedBy: "causality", Compression: warehouse.NewZstdCodec(runtime.GOMAXPROCS(0))},
 	}
 	cons, err := a.bus.EnsureConsumer(ctx, warehouse.ConsumerConfig(bus.WarehouseConsumer, opts))
 	if err != nil {
@@ -92,7 +94,7 @@ func (a *Appliance) startWarehouse(ctx context.Context) error {
 		}
 	}()
 
-	a.startHousekeeping(dest, m, log)
+	a.startHousekeeping(dest, opts.Encode, m, log)
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -197,6 +198,9 @@ func NewSink(cons jetstream.Consumer, nc *nats.Conn, dest Destination, stream st
 	opts = opts.withDefaults()
 	if opts.HeaderReceivedAt == "" {
 		opts.HeaderReceivedAt = "Causality-Received-Ms"
+	}
+	if opts.Encode.Compression == nil {
+		opts.Encode.Compression = NewZstdCodec(runtime.GOMAXPROCS(0))
 	}
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	return &Sink{
