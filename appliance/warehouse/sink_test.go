@@ -308,9 +308,17 @@ func TestSinkStopFlushesOpenBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	exactlyOnce(t, readLake(t, root), ids)
-	lag, err := s.Lag(ctx)
-	if err != nil || lag != 0 {
-		t.Fatalf("lag after stop %d (%v), want 0", lag, err)
+	// Stop returns once the acks have reached the server, which applies them on its own
+	// goroutine: allow it a moment.
+	for {
+		lag, err := s.Lag(ctx)
+		if err == nil && lag == 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("lag after stop %d (%v), want 0", lag, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
