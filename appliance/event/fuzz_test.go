@@ -76,11 +76,12 @@ func FuzzDecodeSingleJSON(f *testing.F) {
 	})
 }
 
-// exercise runs e through validation, kind, subject, normalisation and the
-// dedup key, checking what must hold for any event.
+// exercise runs e through validation, kind, subject, normalisation, the
+// dedup key and AppendJSON, checking what must hold for any event.
 func exercise(t *testing.T, v *Validator, e *causalityv1.EventEnvelope) {
 	t.Helper()
 	checkAgree(t, v, e)
+	checkAppendJSON(t, e)
 	err := v.Validate(e)
 	if _, _, ok := Kind(e); !ok && err == nil {
 		t.Fatalf("an event without payload passed validation: %v", e)

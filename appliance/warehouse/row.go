@@ -63,6 +63,7 @@ type Row struct {
 // their full proto names and 64-bit integers are JSON strings (protojson's
 // canonical form, which keeps them exact for readers that parse numbers as
 // doubles). Zero-valued fields are omitted, as protojson does by default.
+// event.AppendJSON writes the same; protojson is kept for what it does not render.
 var payloadJSON = protojson.MarshalOptions{UseProtoNames: true}
 
 // FromEnvelope maps an envelope and the time the appliance received it (Unix
@@ -124,7 +125,9 @@ func eventName(category, typ string) string {
 	}
 }
 
-// payloadJSONOf marshals the message set in the envelope's oneof payload.
+// payloadJSONOf renders the message set in the envelope's oneof payload as payloadJSON
+// describes, through event.AppendJSON: the same output as protojson without its random
+// spacing, at a fraction of the cost (this runs for every event the sink writes).
 func payloadJSONOf(e *causalityv1.EventEnvelope) string {
 	m := e.ProtoReflect()
 	od := m.Descriptor().Oneofs().ByName("payload")
@@ -135,7 +138,12 @@ func payloadJSONOf(e *causalityv1.EventEnvelope) string {
 	if fd == nil || fd.Kind() != protoreflect.MessageKind {
 		return ""
 	}
-	b, err := payloadJSON.Marshal(m.Get(fd).Message().Interface())
+	var buf [512]byte
+	b, err := event.AppendJSON(buf[:0], m.Get(fd).Message())
+	if err == nil {
+		return string(b)
+	}
+	b, err = payloadJSON.Marshal(m.Get(fd).Message().Interface())
 	if err != nil {
 		// Marshalling a valid in-memory message only fails on invalid
 		// UTF-8 in a string field, which ingest already rejects; keep the
