@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/causality-io/causality/appliance/bus"
 	"github.com/causality-io/causality/appliance/reaction"
@@ -252,6 +253,36 @@ func TestUndecodableEventIsDropped(t *testing.T) {
 		t.Fatal("the good event was not evaluated")
 	}
 	e.drained()
+}
+
+// With no rule or detector enabled, the engine only acknowledges: it keeps up, records
+// nothing, and does not even decode (so an undecodable event is not its concern).
+func TestWithNothingEnabledEventsAreOnlyAcknowledged(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.store.CreateRule(e.ctx, store.RuleInput{Name: "off", Condition: "true", Enabled: false}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.bus.JetStream().Publish(e.ctx, "events.bad.custom.x", []byte{0xff, 0xff, 0xff}); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		e.publish(screenView("web", "home"))
+	}
+	e.startEngine(nil)
+	e.drained()
+	if got := testutil.ToFloat64(e.m.Events); got != 51 {
+		t.Errorf("events counted %v, want 51", got)
+	}
+	if got := testutil.ToFloat64(e.m.Poison); got != 0 {
+		t.Errorf("poison events %v: the idle engine decoded events", got)
+	}
+	var deliveries int
+	if err := e.store.Pool().QueryRow(e.ctx, "SELECT count(*) FROM deliveries").Scan(&deliveries); err != nil {
+		t.Fatal(err)
+	}
+	if deliveries != 0 {
+		t.Errorf("%d deliveries recorded with every rule disabled", deliveries)
+	}
 }
 
 func ptr[T any](v T) *T { return &v }
