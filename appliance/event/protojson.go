@@ -80,34 +80,42 @@ func appendList(b []byte, l protoreflect.List, fd protoreflect.FieldDescriptor) 
 	return append(b, ']'), nil
 }
 
+// mapEntry is one entry of a map field, taken out to be sorted.
+type mapEntry struct {
+	k protoreflect.MapKey
+	v protoreflect.Value
+}
+
 func appendMap(b []byte, mp protoreflect.Map, fd protoreflect.FieldDescriptor) ([]byte, error) {
-	keys := make([]protoreflect.MapKey, 0, mp.Len())
-	mp.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool {
-		keys = append(keys, k)
+	// One pass collects keys and values: a lookup per key afterwards costs as much again
+	// in reflection.
+	entries := make([]mapEntry, 0, mp.Len())
+	mp.Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
+		entries = append(entries, mapEntry{k, v})
 		return true
 	})
 	// protojson's order: false before true, numbers ascending, strings by code point
 	// (for valid UTF-8, the order of their bytes).
 	switch fd.MapKey().Kind() {
 	case protoreflect.BoolKind:
-		slices.SortFunc(keys, func(x, y protoreflect.MapKey) int { return cmpBool(x.Bool(), y.Bool()) })
+		slices.SortFunc(entries, func(x, y mapEntry) int { return cmpBool(x.k.Bool(), y.k.Bool()) })
 	case protoreflect.StringKind:
-		slices.SortFunc(keys, func(x, y protoreflect.MapKey) int { return strings.Compare(x.String(), y.String()) })
+		slices.SortFunc(entries, func(x, y mapEntry) int { return strings.Compare(x.k.String(), y.k.String()) })
 	case protoreflect.Uint32Kind, protoreflect.Uint64Kind, protoreflect.Fixed32Kind, protoreflect.Fixed64Kind:
-		slices.SortFunc(keys, func(x, y protoreflect.MapKey) int { return cmpOrdered(x.Uint(), y.Uint()) })
+		slices.SortFunc(entries, func(x, y mapEntry) int { return cmpOrdered(x.k.Uint(), y.k.Uint()) })
 	default:
-		slices.SortFunc(keys, func(x, y protoreflect.MapKey) int { return cmpOrdered(x.Int(), y.Int()) })
+		slices.SortFunc(entries, func(x, y mapEntry) int { return cmpOrdered(x.k.Int(), y.k.Int()) })
 	}
 	b = append(b, '{')
 	vd := fd.MapValue()
 	var err error
-	for i, k := range keys {
+	for i, e := range entries {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, k.String())
+		b = appendJSONString(b, e.k.String())
 		b = append(b, ':')
-		if b, err = appendSingular(b, mp.Get(k), vd); err != nil {
+		if b, err = appendSingular(b, e.v, vd); err != nil {
 			return b, err
 		}
 	}

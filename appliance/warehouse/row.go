@@ -74,6 +74,12 @@ var payloadJSON = protojson.MarshalOptions{UseProtoNames: true}
 // EventTimeMs), so that a filter on event_time agrees with the partition the
 // row sits in.
 func FromEnvelope(e *causalityv1.EventEnvelope, receivedMs int64) Row {
+	return fromEnvelope(e, receivedMs, nil)
+}
+
+// fromEnvelope is FromEnvelope with a buffer to render the payload in, reused from row to
+// row by the sink.
+func fromEnvelope(e *causalityv1.EventEnvelope, receivedMs int64, scratch *[]byte) Row {
 	category, typ, _ := event.Kind(e)
 	dc := e.GetDeviceContext()
 	r := Row{
@@ -98,7 +104,7 @@ func FromEnvelope(e *causalityv1.EventEnvelope, receivedMs int64) Row {
 		IsJailbroken:   dc.GetIsJailbroken(),
 		IsEmulator:     dc.GetIsEmulator(),
 		SDKVersion:     dc.GetSdkVersion(),
-		PayloadJSON:    payloadJSONOf(e),
+		PayloadJSON:    payloadJSONOf(e, scratch),
 		EventTime:      EventTimeMs(e.GetTimestampMs(), receivedMs),
 		ReceivedAt:     receivedMs,
 		EventName:      eventName(category, typ),
@@ -127,8 +133,9 @@ func eventName(category, typ string) string {
 
 // payloadJSONOf renders the message set in the envelope's oneof payload as payloadJSON
 // describes, through event.AppendJSON: the same output as protojson without its random
-// spacing, at a fraction of the cost (this runs for every event the sink writes).
-func payloadJSONOf(e *causalityv1.EventEnvelope) string {
+// spacing, at a fraction of the cost (this runs for every event the sink writes). scratch,
+// when not nil, is a buffer kept between calls.
+func payloadJSONOf(e *causalityv1.EventEnvelope, scratch *[]byte) string {
 	m := e.ProtoReflect()
 	od := m.Descriptor().Oneofs().ByName("payload")
 	if od == nil {
@@ -138,8 +145,11 @@ func payloadJSONOf(e *causalityv1.EventEnvelope) string {
 	if fd == nil || fd.Kind() != protoreflect.MessageKind {
 		return ""
 	}
-	var buf [512]byte
-	b, err := event.AppendJSON(buf[:0], m.Get(fd).Message())
+	if scratch == nil {
+		scratch = new([]byte)
+	}
+	b, err := event.AppendJSON((*scratch)[:0], m.Get(fd).Message())
+	*scratch = b
 	if err == nil {
 		return string(b)
 	}

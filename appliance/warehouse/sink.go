@@ -716,6 +716,7 @@ func (s *Sink) encode(b *batch) bool {
 	rows := make([]Row, 0, encodeChunk)
 	seqs := make([]uint64, 0, len(order))
 	var env causalityv1.EventEnvelope
+	var scratch []byte
 	write := func() error {
 		_, err := w.Write(rows)
 		rows = rows[:0]
@@ -729,7 +730,7 @@ func (s *Sink) encode(b *batch) bool {
 			s.poison(e, uerr)
 			continue
 		}
-		rows = append(rows, FromEnvelope(&env, e.received))
+		rows = append(rows, fromEnvelope(&env, e.received, &scratch))
 		seqs = append(seqs, e.seq)
 		if len(rows) == encodeChunk {
 			if err = write(); err != nil {
