@@ -34,7 +34,7 @@ stop() { kill -TERM "$pid"; wait "$pid" || true; pid=; }
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$pid/status"; }
 # accepted events/s from a report's "events ... accepted (12345/s)" line
 rate() { grep -m1 '^events' "$1" | grep -o '([0-9.]*/s)' | tr -d '(/s)'; }
-metric() { curl -fsS "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m || index($1, m "{") == 1 { print $2; exit }'; }
+metric() { curl -fsS "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '!done && ($1 == m || index($1, m "{") == 1) { print $2; done = 1 }'; }
 # wait_lake: after a load, time until the warehouse has written everything, then what the lake holds
 wait_lake() {
   local t0; t0=$(ms)
