@@ -23,6 +23,8 @@ type readers struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	err    atomic.Pointer[error]
+	// hiccups counts errors the iterator reported and carried on from.
+	hiccups atomic.Int64
 }
 
 // readerMaxAckPending matches the reaction consumer's limit.
@@ -54,11 +56,14 @@ func startReaders(ctx context.Context, b *bus.Bus, n int) (*readers, error) {
 		r.wg.Go(func() {
 			for {
 				m, err := it.Next()
-				if err != nil {
-					if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-						r.err.CompareAndSwap(nil, &err)
-					}
+				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 					return
+				}
+				if err != nil {
+					// Missed heartbeats and the like, when the machine is saturated: the
+					// iterator goes on, as the appliance's consumers do.
+					r.hiccups.Add(1)
+					continue
 				}
 				if err := m.Ack(); err != nil {
 					r.err.CompareAndSwap(nil, &err)
@@ -124,7 +129,9 @@ type ReaderInfo struct {
 	EventsPerSec float64 `json:"events_per_second"`
 	// DrainSeconds is how long after the load the last reader took to catch up.
 	DrainSeconds float64 `json:"drain_seconds"`
-	Error        string  `json:"error,omitempty"`
+	// IteratorErrors counts pull errors the readers carried on from (missed heartbeats).
+	IteratorErrors int64  `json:"iterator_errors,omitempty"`
+	Error          string `json:"error,omitempty"`
 }
 
 // readerWatch measures the readers over the load's measured window: from the end of the
@@ -167,6 +174,7 @@ func (w *readerWatch) finish(ctx context.Context) *ReaderInfo {
 	}
 	took, err := w.r.drain(ctx, 5*time.Minute)
 	info.DrainSeconds = took.Seconds()
+	info.IteratorErrors = w.r.hiccups.Load()
 	if err == nil {
 		err = w.r.stop()
 	}

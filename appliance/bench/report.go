@@ -141,10 +141,14 @@ func (r *Report) WriteText(w io.Writer) error {
 	if rd := r.Readers; rd != nil {
 		p("  readers: %d explicit-ack consumers, slowest read %.0f events/s in the window; ", rd.Count, rd.EventsPerSec)
 		if rd.Error != "" {
-			p("%s\n", rd.Error)
+			p("%s", rd.Error)
 		} else {
-			p("all caught up %s after the load\n", secs(rd.DrainSeconds))
+			p("all caught up %s after the load", secs(rd.DrainSeconds))
 		}
+		if rd.IteratorErrors > 0 {
+			p(" (%d pull errors carried on from)", rd.IteratorErrors)
+		}
+		p("\n")
 	}
 	p("requests   %d (%.1f/s)\n", r.Requests, r.RequestsPerSec)
 	p("events     %d sent, %d accepted (%.0f/s)", r.EventsSent, r.EventsAccepted, r.EventsPerSec)
