@@ -146,12 +146,14 @@ func (k *Keyring) Run(ctx context.Context, reloadEvery time.Duration) {
 
 func (k *Keyring) listen(ctx context.Context, notified chan<- struct{}) {
 	for ctx.Err() == nil {
-		err := k.store.Listen(ctx, store.KeysChannel, func() {
+		wake := func() {
 			select {
 			case notified <- struct{}{}:
 			default:
 			}
-		})
+		}
+		// Reloading once listening catches a key revoked while the connection was down.
+		err := k.store.Listen(ctx, store.KeysChannel, wake, wake)
 		if ctx.Err() != nil {
 			return
 		}

@@ -47,7 +47,7 @@ func TestBaselineFindsTheDropToZero(t *testing.T) {
 		for i := range 20 {
 			e.publish(purchase("shop", int64(100+i)))
 		}
-		eventually(t, 10*time.Second, "the engine to count the minute's events", func() bool {
+		eventually(t, 30*time.Second, "the engine to count the minute's events", func() bool {
 			st := eng.Detectors().Status(det.String())
 			return len(st) == 1 && st[0].WindowCount == 20
 		})

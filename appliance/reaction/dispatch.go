@@ -179,7 +179,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 // listen wakes the dispatcher when another process (or the admin API) queued deliveries.
 func (d *Dispatcher) listen(ctx context.Context) {
 	for ctx.Err() == nil {
-		err := d.store.Listen(ctx, store.DeliveriesChannel, d.Wake)
+		err := d.store.Listen(ctx, store.DeliveriesChannel, d.Wake, d.Wake)
 		if ctx.Err() != nil {
 			return
 		}

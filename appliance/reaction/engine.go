@@ -176,10 +176,12 @@ func (e *Engine) Run(ctx context.Context) {
 	}
 }
 
-// listen turns configuration changes announced by Postgres into reloads.
+// listen turns configuration changes announced by Postgres into reloads. It also reloads
+// each time the LISTEN is in place: a change made before (while the engine started, or while
+// the connection was down) was announced to nobody.
 func (e *Engine) listen(ctx context.Context) {
 	for ctx.Err() == nil {
-		err := e.store.Listen(ctx, store.ReactionChannel, e.Reload)
+		err := e.store.Listen(ctx, store.ReactionChannel, e.Reload, e.Reload)
 		if ctx.Err() != nil {
 			return
 		}

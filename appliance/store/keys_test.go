@@ -245,7 +245,7 @@ func TestListenHearsKeyChanges(t *testing.T) {
 	ctx, cancel := context.WithCancel(pgtest.Context(t))
 	heard := make(chan struct{}, 10)
 	done := make(chan error, 1)
-	go func() { done <- s.Listen(ctx, KeysChannel, func() { heard <- struct{}{} }) }()
+	go func() { done <- s.Listen(ctx, KeysChannel, nil, func() { heard <- struct{}{} }) }()
 	waitListening(t, dbURL, KeysChannel)
 
 	expect := func(what string) {

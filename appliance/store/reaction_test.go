@@ -680,13 +680,38 @@ func TestListenHearsReactionChanges(t *testing.T) {
 	ctx, cancel := context.WithCancel(pgtest.Context(t))
 	defer cancel()
 	heard := make(chan struct{}, 10)
-	go func() { _ = s.Listen(ctx, ReactionChannel, func() { heard <- struct{}{} }) }()
+	go func() { _ = s.Listen(ctx, ReactionChannel, nil, func() { heard <- struct{}{} }) }()
 	waitListening(t, dbURL, ReactionChannel)
 	createRule(t, s, ruleInput("r"))
 	select {
 	case <-heard:
 	case <-time.After(5 * time.Second):
 		t.Fatal("no notification within 5s after CreateRule")
+	}
+}
+
+// ready comes once the LISTEN is in place: a change made right after it is heard, with no
+// need to poll for the listener.
+func TestListenReadyMeansListening(t *testing.T) {
+	t.Parallel()
+	s, _ := openStore(t)
+	ctx, cancel := context.WithCancel(pgtest.Context(t))
+	defer cancel()
+	ready := make(chan struct{}, 1)
+	heard := make(chan struct{}, 10)
+	go func() {
+		_ = s.Listen(ctx, ReactionChannel, func() { ready <- struct{}{} }, func() { heard <- struct{}{} })
+	}()
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Listen never said it was ready")
+	}
+	createRule(t, s, ruleInput("r"))
+	select {
+	case <-heard:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a rule created after ready was not heard")
 	}
 }
 

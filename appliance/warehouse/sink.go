@@ -331,8 +331,15 @@ func (s *Sink) Run(ctx context.Context) error {
 	// Acks are published without waiting; make sure the last ones have left this process
 	// before it may exit, or their events come back on the next start (harmless, the
 	// ledger skips them, but work done twice).
-	if err := s.nc.FlushWithContext(stopCtx); err != nil {
-		s.log.Warn("warehouse: last acks may not have reached the server; their events are redelivered and skipped on the next start", "err", err)
+	// Not while disconnected: the flush would wait for a reconnection that may never come,
+	// and the acks are lost either way.
+	if s.nc.IsConnected() {
+		fctx, cancel := context.WithTimeout(stopCtx, 5*time.Second)
+		err := s.nc.FlushWithContext(fctx)
+		cancel()
+		if err != nil {
+			s.log.Warn("warehouse: last acks may not have reached the server; their events are redelivered and skipped on the next start", "err", err)
+		}
 	}
 	if n := len(s.held); n > 0 {
 		s.log.Warn("warehouse stopped with events not yet written; they stay in the stream and are written on the next start", "events", n)
