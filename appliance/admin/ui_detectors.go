@@ -487,18 +487,14 @@ func (u *UI) detectorUpdate(w http.ResponseWriter, r *http.Request) {
 	u.render(w, r, http.StatusBadRequest, web.DetectorFormPage(u.page(r, "Edit "+d.Name, web.NavDetectors), f))
 }
 
-// detectorSetEnabled turns a detector on or off, keeping every other field.
+// detectorSetEnabled turns a detector on or off, keeping every other field as it is now.
 func (u *UI) detectorSetEnabled(enabled bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		d, ok := u.detectorByPath(w, r)
 		if !ok {
 			return
 		}
-		in := store.DetectorInput{Name: d.Name, Description: d.Description, AppID: d.AppID,
-			EventCategory: d.EventCategory, EventType: d.EventType, Condition: d.Condition, Kind: d.Kind,
-			Config: d.Config, CooldownSeconds: d.CooldownSeconds, WebhookIDs: d.WebhookIDs,
-			PublishSubject: d.PublishSubject, Enabled: enabled}
-		_, err := u.api.store.UpdateDetector(r.Context(), d.ID, in)
+		_, err := u.api.store.SetDetectorEnabled(r.Context(), d.ID, enabled)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			http.Error(w, "No such detector: it may have been deleted.", http.StatusNotFound)

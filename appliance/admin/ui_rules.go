@@ -131,14 +131,8 @@ func (u *UI) ruleSetEnabled(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	enabled := r.PostFormValue("enabled") == "true"
-	rule, err := u.api.store.GetRule(r.Context(), id)
+	rule, err := u.api.store.SetRuleEnabled(r.Context(), id, enabled)
 	if err != nil {
-		u.ruleFailed(w, r, err)
-		return
-	}
-	in := ruleInput(rule)
-	in.Enabled = enabled
-	if rule, err = u.api.store.UpdateRule(r.Context(), id, in); err != nil {
 		u.ruleFailed(w, r, err)
 		return
 	}
@@ -459,12 +453,6 @@ func ruleValues(r store.Rule) web.RuleValues {
 		EventType: ruleDeref(r.EventType), Condition: r.Condition, WebhookIDs: ids, PublishSubject: ruleDeref(r.PublishSubject),
 		Priority: strconv.Itoa(r.Priority), Enabled: r.Enabled,
 	}
-}
-
-func ruleInput(r store.Rule) store.RuleInput {
-	return store.RuleInput{Name: r.Name, Description: r.Description, AppID: r.AppID, EventCategory: r.EventCategory,
-		EventType: r.EventType, Condition: r.Condition, WebhookIDs: r.WebhookIDs, PublishSubject: r.PublishSubject,
-		Priority: r.Priority, Enabled: r.Enabled}
 }
 
 func ruleRow(r store.Rule, names map[uuid.UUID]string) web.RuleRow {

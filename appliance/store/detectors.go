@@ -141,6 +141,12 @@ func (s *Store) UpdateDetector(ctx context.Context, id uuid.UUID, in DetectorInp
 	return d, nil
 }
 
+// SetDetectorEnabled turns a detector on or off and announces it, leaving every other field
+// as it is (see SetRuleEnabled). An unknown id is ErrNotFound.
+func (s *Store) SetDetectorEnabled(ctx context.Context, id uuid.UUID, enabled bool) (Detector, error) {
+	return setEnabled(ctx, s, "detector", id, enabled, detectorColumns, scanDetector)
+}
+
 // DeleteDetector deletes a detector with its state and anomalies and announces it; an
 // unknown id is ErrNotFound. Its past deliveries stay, with detector_id cleared.
 func (s *Store) DeleteDetector(ctx context.Context, id uuid.UUID) error {

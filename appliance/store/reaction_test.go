@@ -766,3 +766,66 @@ func TestCreateRuleWaitsForWebhookDelete(t *testing.T) {
 		t.Errorf("rules = %+v, %v; want none", rules, err)
 	}
 }
+
+// Turning a rule or detector on or off changes only that, announces it, and so cannot undo
+// an edit saved since the page that holds the toggle was loaded.
+func TestSetEnabledKeepsConcurrentEdits(t *testing.T) {
+	t.Parallel()
+	s, _ := openStore(t)
+	ctx, cancel := context.WithCancel(pgtest.Context(t))
+	defer cancel()
+	ready := make(chan struct{}, 1)
+	heard := make(chan struct{}, 10)
+	go func() {
+		_ = s.Listen(ctx, ReactionChannel, func() { ready <- struct{}{} }, func() { heard <- struct{}{} })
+	}()
+	<-ready
+	expectHeard := func(what string) {
+		t.Helper()
+		select {
+		case <-heard:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s was not announced", what)
+		}
+	}
+
+	r := createRule(t, s, ruleInput("before"))
+	expectHeard("CreateRule")
+	edited := ruleInput("after")
+	edited.Condition = `type == "view"`
+	if _, err := s.UpdateRule(ctx, r.ID, edited); err != nil {
+		t.Fatal(err)
+	}
+	expectHeard("UpdateRule")
+	got, err := s.SetRuleEnabled(ctx, r.ID, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectHeard("SetRuleEnabled")
+	if got.Enabled || got.Name != "after" || got.Condition != `type == "view"` || !got.UpdatedAt.After(r.UpdatedAt) {
+		t.Errorf("after SetRuleEnabled(false): %+v", got)
+	}
+	if again, err := s.GetRule(ctx, r.ID); err != nil || again.Enabled || again.Name != "after" {
+		t.Errorf("stored rule %+v, %v", again, err)
+	}
+
+	d := createDetector(t, s, detectorInput("det"))
+	expectHeard("CreateDetector")
+	gotD, err := s.SetDetectorEnabled(ctx, d.ID, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectHeard("SetDetectorEnabled")
+	if gotD.Enabled || gotD.Name != "det" || gotD.Kind != "rate" || string(gotD.Config) != string(d.Config) {
+		t.Errorf("after SetDetectorEnabled(false): %+v", gotD)
+	}
+	if gotD, err = s.SetDetectorEnabled(ctx, d.ID, true); err != nil || !gotD.Enabled {
+		t.Errorf("SetDetectorEnabled(true): %+v, %v", gotD, err)
+	}
+
+	missing := uuid.New()
+	_, err = s.SetRuleEnabled(ctx, missing, true)
+	checkNotFound(t, "SetRuleEnabled(missing)", err, missing)
+	_, err = s.SetDetectorEnabled(ctx, missing, true)
+	checkNotFound(t, "SetDetectorEnabled(missing)", err, missing)
+}

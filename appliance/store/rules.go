@@ -133,6 +133,31 @@ func (s *Store) UpdateRule(ctx context.Context, id uuid.UUID, in RuleInput) (Rul
 	return r, nil
 }
 
+// SetRuleEnabled turns a rule on or off and announces it, leaving every other field as it
+// is, so that a toggle cannot undo an edit saved at the same moment. An unknown id is
+// ErrNotFound.
+func (s *Store) SetRuleEnabled(ctx context.Context, id uuid.UUID, enabled bool) (Rule, error) {
+	return setEnabled(ctx, s, "rule", id, enabled, ruleColumns, scanRule)
+}
+
+// setEnabled sets the enabled column of one rule or detector (kind names both its table,
+// in the plural, and the announcement) in the transaction that announces it.
+func setEnabled[T any](ctx context.Context, s *Store, kind string, id uuid.UUID, enabled bool, columns string, scan func(pgx.Row) (T, error)) (T, error) {
+	var v T
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		v, err = scan(tx.QueryRow(ctx, `UPDATE `+kind+`s SET enabled = $2, updated_at = now() WHERE id = $1 RETURNING `+columns, id, enabled))
+		if err != nil {
+			return notFound(err)
+		}
+		return notifyReaction(ctx, tx, kind, id)
+	})
+	if err != nil {
+		return v, fmt.Errorf("enable %s %s: %w", kind, id, err)
+	}
+	return v, nil
+}
+
 // DeleteRule deletes a rule and announces it; an unknown id is ErrNotFound. Its past
 // deliveries stay, with rule_id cleared.
 func (s *Store) DeleteRule(ctx context.Context, id uuid.UUID) error {
