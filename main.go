@@ -43,7 +43,7 @@ func main() {
 			exit(err)
 		}
 		if cfg.CheckConfig {
-			exit(cfg.CheckAndReport(os.Stdout))
+			exit(cfg.CheckAndReport(os.Stdout, version))
 		}
 		exit(appliance.New(cfg, cfg.Logger(os.Stderr), os.Stdout).WithVersion(version).Run(ctx))
 	case "backup":

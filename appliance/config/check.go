@@ -16,16 +16,19 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/minio/minio-go/v7/pkg/s3utils"
+
+	"github.com/causality-io/causality/appliance/datadir"
 )
 
 // Check is the dry run of `causality serve --check-config`: the validation Parse does, and
 // what can be checked on this machine without starting anything: that the data dir exists
-// or can be created and is writable, that the listen addresses are free, that the TLS files
+// or can be created and is writable and was not laid out by a newer causality than version
+// (this binary's), that the listen addresses are free, that the TLS files
 // load and the certificate is valid now, and that the external URLs parse. It never creates
 // the data dir, starts Postgres or NATS, or connects anywhere; the only trace it leaves is
 // a temporary file, removed at once. Every problem names its flag (and the environment
 // variable when the value came from there).
-func (c *Config) Check() []error {
+func (c *Config) Check(version string) []error {
 	var errs []error
 	bad := func(flag, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", c.flagName(flag), fmt.Sprintf(format, args...)))
@@ -38,6 +41,8 @@ func (c *Config) Check() []error {
 		}
 	}
 	if err := checkWritableDir(c.DataDir); err != nil {
+		bad("data-dir", "%v", err)
+	} else if err := datadir.Check(c.DataDir, version); err != nil {
 		bad("data-dir", "%v", err)
 	}
 	if loc, err := c.Warehouse(); err == nil {
@@ -94,11 +99,11 @@ func (c *Config) Check() []error {
 	return errs
 }
 
-// CheckAndReport runs Check. Without problems it writes "config ok" and the effective
+// CheckAndReport runs Check for this binary's version. Without problems it writes "config ok" and the effective
 // settings (secrets masked) to w and returns nil; else it returns the problems joined,
 // one per line.
-func (c *Config) CheckAndReport(w io.Writer) error {
-	if errs := c.Check(); len(errs) > 0 {
+func (c *Config) CheckAndReport(w io.Writer, version string) error {
+	if errs := c.Check(version); len(errs) > 0 {
 		return errors.Join(errs...)
 	}
 	_, err := io.WriteString(w, c.report())

@@ -92,6 +92,25 @@ func TestCheck(t *testing.T) {
 			}
 			return []string{"--data-dir", filepath.Join(dataDir, "sub")}, nil, nil
 		}, []string{"--data-dir", "not a directory"}},
+		{"data dir of a newer format", func(t *testing.T, dataDir string) ([]string, map[string]string, func()) {
+			if err := os.MkdirAll(dataDir, 0o711); err != nil {
+				t.Fatal(err)
+			}
+			rec := `{"format": 99, "written_by": "v9.0.0", "updated_at": "2026-11-27T00:00:00Z"}`
+			if err := os.WriteFile(filepath.Join(dataDir, "datadir.json"), []byte(rec), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return nil, nil, nil
+		}, []string{"--data-dir", "v9.0.0", "format 99", "nothing was changed"}},
+		{"damaged data dir record", func(t *testing.T, dataDir string) ([]string, map[string]string, func()) {
+			if err := os.MkdirAll(dataDir, 0o711); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dataDir, "datadir.json"), []byte("{not json"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return nil, nil, nil
+		}, []string{"--data-dir", "datadir.json is damaged"}},
 		{"busy http addr", func(t *testing.T, _ string) ([]string, map[string]string, func()) {
 			return []string{"--http-addr", busyAddr(t)}, nil, nil
 		}, []string{"--http-addr", "in use"}},
@@ -133,7 +152,7 @@ func TestCheck(t *testing.T) {
 			if after != nil {
 				after()
 			}
-			problems := c.Check()
+			problems := c.Check("test")
 			if len(tt.want) == 0 {
 				if len(problems) > 0 {
 					t.Fatalf("problems in a good config: %v", errors.Join(problems...))
@@ -171,7 +190,7 @@ func TestCheckLeavesNoTrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if problems := c.Check(); len(problems) > 0 {
+	if problems := c.Check("test"); len(problems) > 0 {
 		t.Fatal(problems)
 	}
 	for _, dir := range []string{dataDir, filepath.Dir(dataDir)} {
@@ -196,7 +215,7 @@ func TestCheckReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out strings.Builder
-	if err := c.CheckAndReport(&out); err != nil {
+	if err := c.CheckAndReport(&out, "test"); err != nil {
 		t.Fatal(err)
 	}
 	report := out.String()
@@ -217,7 +236,7 @@ func TestCheckReport(t *testing.T) {
 
 	c.HTTPAddr = busyAddr(t)
 	out.Reset()
-	err = c.CheckAndReport(&out)
+	err = c.CheckAndReport(&out, "test")
 	if err == nil || !strings.Contains(err.Error(), "--http-addr") || out.Len() != 0 {
 		t.Fatalf("a problem should be returned and nothing reported: err %v, report %q", err, out.String())
 	}
