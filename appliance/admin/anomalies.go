@@ -36,8 +36,8 @@ func viewAnomaly(an store.Anomaly) anomalyView {
 		EventID: an.EventID}
 }
 
-// listAnomalies answers the newest anomalies first; ?before=<fired_at of the last one
-// seen> pages back.
+// listAnomalies answers the newest anomalies first; ?before=<the answer's "next"> pages
+// back.
 func (a *API) listAnomalies(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var f store.AnomalyFilter
@@ -60,8 +60,10 @@ func (a *API) listAnomalies(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	views := make([]anomalyView, len(as))
+	var last store.Cursor
 	for i, an := range as {
 		views[i] = viewAnomaly(an)
+		last = store.Cursor{At: an.FiredAt, ID: an.ID}
 	}
-	httpjson.Write(w, http.StatusOK, map[string]any{"anomalies": views})
+	httpjson.Write(w, http.StatusOK, map[string]any{"anomalies": views, "next": nextCursor(len(as), f.Limit, last)})
 }

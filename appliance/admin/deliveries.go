@@ -56,7 +56,7 @@ func viewDelivery(d store.Delivery, withBody bool) deliveryView {
 }
 
 // listQuery reads the parameters every list shares; a bad one is an error that names it.
-func listQuery(q url.Values) (limit int, before *time.Time, err error) {
+func listQuery(q url.Values) (limit int, before *store.Cursor, err error) {
 	limit = store.DefaultListLimit
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -66,13 +66,22 @@ func listQuery(q url.Values) (limit int, before *time.Time, err error) {
 		limit = n
 	}
 	if s := q.Get("before"); s != "" {
-		t, err := time.Parse(time.RFC3339Nano, s)
+		c, err := store.ParseCursor(s)
 		if err != nil {
-			return 0, nil, fmt.Errorf("before: %q is not an RFC 3339 time such as 2026-11-07T03:00:00Z (the created_at of the last item seen)", s)
+			return 0, nil, fmt.Errorf("before: %w (the \"next\" of the previous page)", err)
 		}
-		before = &t
+		before = &c
 	}
 	return limit, before, nil
+}
+
+// nextCursor is the "next" of a list answer: the cursor of the page after a full one, ""
+// after the last.
+func nextCursor(n, limit int, last store.Cursor) string {
+	if n < limit {
+		return ""
+	}
+	return last.String()
 }
 
 // queryID reads an optional UUID parameter.
@@ -88,8 +97,8 @@ func queryID(q url.Values, name, what string) (*uuid.UUID, error) {
 	return &id, nil
 }
 
-// listDeliveries answers the newest deliveries first; ?before=<created_at of the last one
-// seen> pages back.
+// listDeliveries answers the newest deliveries first; ?before=<the answer's "next"> pages
+// back.
 func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var f store.DeliveryFilter
@@ -112,10 +121,12 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	views := make([]deliveryView, len(ds))
+	var last store.Cursor
 	for i, d := range ds {
 		views[i] = viewDelivery(d, false)
+		last = store.Cursor{At: d.CreatedAt, ID: d.ID}
 	}
-	httpjson.Write(w, http.StatusOK, map[string]any{"deliveries": views})
+	httpjson.Write(w, http.StatusOK, map[string]any{"deliveries": views, "next": nextCursor(len(ds), f.Limit, last)})
 }
 
 func (a *API) getDelivery(w http.ResponseWriter, r *http.Request) {

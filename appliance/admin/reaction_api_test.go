@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -678,10 +679,31 @@ func TestWebhookTestAndDeliveries(t *testing.T) {
 		{"?limit=0", `limit: "0" is not a whole number from 1 to 1000`},
 		{"?limit=1001", "from 1 to 1000"},
 		{"?limit=ten", "from 1 to 1000"},
-		{"?before=yesterday", `before: "yesterday" is not an RFC 3339 time`},
+		{"?before=yesterday", `before: "yesterday": want the RFC 3339 time of the last item seen`},
+		{"?before=2026-11-07T03:00:00Z,x", "optionally followed by a comma and its id"},
 	}
 	for _, b := range bad {
 		wantError(t, a.do("GET", "/api/v1/admin/deliveries"+b.query, "", http.StatusBadRequest), b.want)
+	}
+
+	// A full page says where the next one starts; following "next" walks the whole list once.
+	var walked []uuid.UUID
+	query := "?limit=2"
+	for range 3 {
+		page := decodeAs[struct {
+			Deliveries []deliveryView
+			Next       string
+		}](t, a.do("GET", "/api/v1/admin/deliveries"+query, "", http.StatusOK))
+		for _, d := range page.Deliveries {
+			walked = append(walked, d.ID)
+		}
+		if page.Next == "" {
+			break
+		}
+		query = "?limit=2&before=" + url.QueryEscape(page.Next)
+	}
+	if want := []uuid.UUID{third, second, ans.DeliveryID}; !slices.Equal(walked, want) {
+		t.Errorf("walking the pages by next gave %v, want %v", walked, want)
 	}
 
 	// Replaying the dead delivery makes it pending and due again, its history kept.

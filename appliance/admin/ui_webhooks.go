@@ -270,11 +270,11 @@ func (u *UI) deliveryLog(r *http.Request, id uuid.UUID) (web.DeliveryLog, string
 	}
 	f := store.DeliveryFilter{WebhookID: &id, Status: l.Status, Limit: deliveryLogPage}
 	if l.Before != "" {
-		t, err := time.Parse(time.RFC3339Nano, l.Before)
+		c, err := store.ParseCursor(l.Before)
 		if err != nil {
-			return l, fmt.Sprintf("before: %q is not an RFC 3339 time", l.Before), nil
+			return l, "before: " + err.Error(), nil
 		}
-		f.Before = &t
+		f.Before = &c
 	}
 	ds, err := u.api.store.ListDeliveries(r.Context(), f)
 	if err != nil {
@@ -287,7 +287,8 @@ func (u *UI) deliveryLog(r *http.Request, id uuid.UUID) (web.DeliveryLog, string
 			NextAttemptAt: d.NextAttemptAt, CreatedAt: d.CreatedAt}
 	}
 	if len(ds) == deliveryLogPage {
-		l.Older = ds[len(ds)-1].CreatedAt.UTC().Format(time.RFC3339Nano)
+		last := ds[len(ds)-1]
+		l.Older = store.Cursor{At: last.CreatedAt, ID: last.ID}.String()
 	}
 	return l, "", nil
 }

@@ -38,18 +38,19 @@ func scanAnomaly(row pgx.Row) (Anomaly, error) {
 type AnomalyFilter struct {
 	DetectorID *uuid.UUID
 	AppID      string
-	Limit      int        // <= 0: DefaultListLimit
-	Before     *time.Time // only anomalies fired before it, to page back from the last one seen
+	Limit      int     // <= 0: DefaultListLimit
+	Before     *Cursor // only anomalies after it in the list, to page back from the last one seen
 }
 
-// ListAnomalies returns anomalies newest first.
+// ListAnomalies returns anomalies newest first, by firing time then id.
 func (s *Store) ListAnomalies(ctx context.Context, f AnomalyFilter) ([]Anomaly, error) {
+	at, id := cursorArgs(f.Before)
 	rows, err := s.pool.Query(ctx, `SELECT `+anomalyColumns+` FROM anomalies
 		WHERE ($1::uuid IS NULL OR detector_id = $1)
 		  AND ($2 = '' OR app_id = $2)
-		  AND ($3::timestamptz IS NULL OR fired_at < $3)
+		  AND ($3::timestamptz IS NULL OR fired_at < $3 OR (fired_at = $3 AND id < $5))
 		ORDER BY fired_at DESC, id DESC LIMIT $4`,
-		f.DetectorID, f.AppID, f.Before, limitOrDefault(f.Limit))
+		f.DetectorID, f.AppID, at, limitOrDefault(f.Limit), id)
 	if err != nil {
 		return nil, fmt.Errorf("list anomalies: %w", err)
 	}

@@ -68,21 +68,19 @@ const DefaultListLimit = 100
 type DeliveryFilter struct {
 	Status    string
 	WebhookID *uuid.UUID
-	Limit     int        // <= 0: DefaultListLimit
-	Before    *time.Time // only deliveries created before it, to page back from the last one seen
+	Limit     int     // <= 0: DefaultListLimit
+	Before    *Cursor // only deliveries after it in the list, to page back from the last one seen
 }
 
-// ListDeliveries returns deliveries newest first. Deliveries made by one transaction share
-// their created_at, so a page that ends inside such a group loses the rest of it to a
-// Before cursor; groups are as small as the webhooks of one rule, so pages of the default
-// size rarely do.
+// ListDeliveries returns deliveries newest first, by creation time then id.
 func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, error) {
+	at, id := cursorArgs(f.Before)
 	rows, err := s.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM deliveries
 		WHERE ($1 = '' OR status = $1)
 		  AND ($2::uuid IS NULL OR webhook_id = $2)
-		  AND ($3::timestamptz IS NULL OR created_at < $3)
+		  AND ($3::timestamptz IS NULL OR created_at < $3 OR (created_at = $3 AND id < $5))
 		ORDER BY created_at DESC, id DESC LIMIT $4`,
-		f.Status, f.WebhookID, f.Before, limitOrDefault(f.Limit))
+		f.Status, f.WebhookID, at, limitOrDefault(f.Limit), id)
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries: %w", err)
 	}

@@ -463,7 +463,7 @@ func TestDeliveries(t *testing.T) {
 		}
 		return out
 	}
-	before := base.Add(2 * time.Minute)
+	before := &Cursor{At: base.Add(2 * time.Minute)}
 	tests := []struct {
 		name   string
 		filter DeliveryFilter
@@ -475,8 +475,9 @@ func TestDeliveries(t *testing.T) {
 		{name: "succeeded", filter: DeliveryFilter{Status: DeliverySucceeded}, want: []uuid.UUID{}},
 		{name: "by webhook", filter: DeliveryFilter{WebhookID: &w1.ID}, want: []uuid.UUID{c.ID, a.ID}},
 		{name: "limit", filter: DeliveryFilter{Limit: 2}, want: []uuid.UUID{c.ID, b.ID}},
-		{name: "before", filter: DeliveryFilter{Before: &before}, want: []uuid.UUID{b.ID, a.ID}},
-		{name: "before and limit", filter: DeliveryFilter{Before: &before, Limit: 1}, want: []uuid.UUID{b.ID}},
+		{name: "before", filter: DeliveryFilter{Before: before}, want: []uuid.UUID{b.ID, a.ID}},
+		{name: "before and limit", filter: DeliveryFilter{Before: before, Limit: 1}, want: []uuid.UUID{b.ID}},
+		{name: "after an item", filter: DeliveryFilter{Before: &Cursor{At: base.Add(2 * time.Minute), ID: c.ID}}, want: []uuid.UUID{b.ID, a.ID}},
 	}
 	for _, tt := range tests {
 		got, err := s.ListDeliveries(ctx, tt.filter)
@@ -544,7 +545,7 @@ func TestListAnomalies(t *testing.T) {
 		t.Errorf("anomaly = %+v", first)
 	}
 
-	before := base.Add(2 * time.Minute)
+	before := Cursor{At: base.Add(2 * time.Minute)}
 	tests := []struct {
 		name   string
 		filter AnomalyFilter
@@ -828,4 +829,75 @@ func TestSetEnabledKeepsConcurrentEdits(t *testing.T) {
 	checkNotFound(t, "SetRuleEnabled(missing)", err, missing)
 	_, err = s.SetDetectorEnabled(ctx, missing, true)
 	checkNotFound(t, "SetDetectorEnabled(missing)", err, missing)
+}
+
+// Deliveries recorded by one transaction share their created_at (the engine records up to
+// 500 events at once): paging with each page's cursor still visits every one exactly once.
+func TestDeliveryPagesCoverATransactionsGroup(t *testing.T) {
+	t.Parallel()
+	s, _ := openStore(t)
+	ctx := pgtest.Context(t)
+	w := createWebhook(t, s, "one")
+	if _, err := s.Pool().Exec(ctx, `INSERT INTO deliveries (id, webhook_id, type, source_key, body, created_at)
+		SELECT gen_random_uuid(), $1, 'rule.matched', 'k' || g, '{}', $2 FROM generate_series(1, 250) g`,
+		w.ID, time.Date(2026, 11, 7, 3, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uuid.UUID]int{}
+	var before *Cursor
+	for page := 0; ; page++ {
+		ds, err := s.ListDeliveries(ctx, DeliveryFilter{Limit: 100, Before: before})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds {
+			seen[d.ID]++
+		}
+		if len(ds) < 100 {
+			break
+		}
+		last := ds[len(ds)-1]
+		c, err := ParseCursor(Cursor{At: last.CreatedAt, ID: last.ID}.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		before = &c
+		if page > 5 {
+			t.Fatal("paging does not end")
+		}
+	}
+	if len(seen) != 250 {
+		t.Errorf("pages held %d distinct deliveries of 250", len(seen))
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("delivery %s on %d pages", id, n)
+		}
+	}
+}
+
+func TestParseCursor(t *testing.T) {
+	id := uuid.MustParse("0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
+	at := time.Date(2026, 11, 7, 3, 0, 0, 123456000, time.UTC)
+	for _, tt := range []struct {
+		in   string
+		want Cursor
+	}{
+		{"2026-11-07T03:00:00.123456Z", Cursor{At: at}},
+		{"2026-11-07T03:00:00.123456Z," + id.String(), Cursor{At: at, ID: id}},
+		{"2026-11-07T04:00:00.123456+01:00", Cursor{At: at}},
+	} {
+		got, err := ParseCursor(tt.in)
+		if err != nil || !got.At.Equal(tt.want.At) || got.ID != tt.want.ID {
+			t.Errorf("ParseCursor(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
+		}
+	}
+	if s := (Cursor{At: at, ID: id}).String(); s != "2026-11-07T03:00:00.123456Z,"+id.String() {
+		t.Errorf("String() = %q", s)
+	}
+	for _, bad := range []string{"", "yesterday", "2026-11-07T03:00:00Z,", "2026-11-07T03:00:00Z,not-an-id", ",0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"} {
+		if _, err := ParseCursor(bad); err == nil || !strings.Contains(err.Error(), "RFC 3339") {
+			t.Errorf("ParseCursor(%q): err %v, want one that shows the form", bad, err)
+		}
+	}
 }
