@@ -273,7 +273,8 @@ func (e *Engine) runLocked(ctx context.Context) error {
 	defer cancel()
 	it.Drain()
 	for finalCtx.Err() == nil {
-		msg, err := it.Next(jetstream.NextMaxWait(100 * time.Millisecond))
+		// A drained iterator ends by itself; the wait only matters on a starved machine.
+		msg, err := it.Next(jetstream.NextMaxWait(2 * time.Second))
 		if err != nil {
 			break
 		}

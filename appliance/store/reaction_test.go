@@ -696,23 +696,36 @@ func TestListenHearsReactionChanges(t *testing.T) {
 func TestListenReadyMeansListening(t *testing.T) {
 	t.Parallel()
 	s, _ := openStore(t)
+	heard := listening(t, s, ReactionChannel)
+	createRule(t, s, ruleInput("r"))
+	expectHeard(t, heard, "a rule created after ready")
+}
+
+// listening starts Listen on channel and returns once the LISTEN is in place, with the
+// channel its notifications arrive on. It stops with the test.
+func listening(t *testing.T, s *Store, channel string) <-chan struct{} {
+	t.Helper()
 	ctx, cancel := context.WithCancel(pgtest.Context(t))
-	defer cancel()
+	t.Cleanup(cancel)
 	ready := make(chan struct{}, 1)
 	heard := make(chan struct{}, 10)
 	go func() {
-		_ = s.Listen(ctx, ReactionChannel, func() { ready <- struct{}{} }, func() { heard <- struct{}{} })
+		_ = s.Listen(ctx, channel, func() { ready <- struct{}{} }, func() { heard <- struct{}{} })
 	}()
 	select {
 	case <-ready:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Listen never said it was ready")
 	}
-	createRule(t, s, ruleInput("r"))
+	return heard
+}
+
+func expectHeard(t *testing.T, heard <-chan struct{}, what string) {
+	t.Helper()
 	select {
 	case <-heard:
 	case <-time.After(5 * time.Second):
-		t.Fatal("a rule created after ready was not heard")
+		t.Fatalf("%s was not announced", what)
 	}
 }
 
@@ -773,36 +786,22 @@ func TestCreateRuleWaitsForWebhookDelete(t *testing.T) {
 func TestSetEnabledKeepsConcurrentEdits(t *testing.T) {
 	t.Parallel()
 	s, _ := openStore(t)
-	ctx, cancel := context.WithCancel(pgtest.Context(t))
-	defer cancel()
-	ready := make(chan struct{}, 1)
-	heard := make(chan struct{}, 10)
-	go func() {
-		_ = s.Listen(ctx, ReactionChannel, func() { ready <- struct{}{} }, func() { heard <- struct{}{} })
-	}()
-	<-ready
-	expectHeard := func(what string) {
-		t.Helper()
-		select {
-		case <-heard:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s was not announced", what)
-		}
-	}
+	ctx := pgtest.Context(t)
+	heard := listening(t, s, ReactionChannel)
 
 	r := createRule(t, s, ruleInput("before"))
-	expectHeard("CreateRule")
+	expectHeard(t, heard, "CreateRule")
 	edited := ruleInput("after")
 	edited.Condition = `type == "view"`
 	if _, err := s.UpdateRule(ctx, r.ID, edited); err != nil {
 		t.Fatal(err)
 	}
-	expectHeard("UpdateRule")
+	expectHeard(t, heard, "UpdateRule")
 	got, err := s.SetRuleEnabled(ctx, r.ID, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	expectHeard("SetRuleEnabled")
+	expectHeard(t, heard, "SetRuleEnabled")
 	if got.Enabled || got.Name != "after" || got.Condition != `type == "view"` || !got.UpdatedAt.After(r.UpdatedAt) {
 		t.Errorf("after SetRuleEnabled(false): %+v", got)
 	}
@@ -811,12 +810,12 @@ func TestSetEnabledKeepsConcurrentEdits(t *testing.T) {
 	}
 
 	d := createDetector(t, s, detectorInput("det"))
-	expectHeard("CreateDetector")
+	expectHeard(t, heard, "CreateDetector")
 	gotD, err := s.SetDetectorEnabled(ctx, d.ID, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	expectHeard("SetDetectorEnabled")
+	expectHeard(t, heard, "SetDetectorEnabled")
 	if gotD.Enabled || gotD.Name != "det" || gotD.Kind != "rate" || string(gotD.Config) != string(d.Config) {
 		t.Errorf("after SetDetectorEnabled(false): %+v", gotD)
 	}

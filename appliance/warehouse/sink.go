@@ -315,10 +315,12 @@ func (s *Sink) Run(ctx context.Context) error {
 	}
 	if it != nil {
 		// Stop pulling, but take what was already pulled: left in the
-		// iterator it would only come back after the ack wait.
+		// iterator it would only come back after the ack wait. A drained
+		// iterator ends by itself; the long wait only matters on a machine
+		// too busy to hand over the last messages within a second.
 		it.Drain()
 		for stopCtx.Err() == nil {
-			msg, err := it.Next(jetstream.NextMaxWait(time.Second))
+			msg, err := it.Next(jetstream.NextMaxWait(10 * time.Second))
 			if err != nil {
 				break
 			}
