@@ -14,7 +14,7 @@ import (
 // a database advisory lock: appliances sharing a bucket and a database
 // (scale-out) then take turns, and the compaction scheme's one-compactor
 // assumption holds.
-func (a *Appliance) startHousekeeping(dest warehouse.Destination, enc warehouse.EncodeOptions, m *warehouse.Metrics, log *slog.Logger) {
+func (a *Appliance) startHousekeeping(dest warehouse.Destination, m *warehouse.Metrics, log *slog.Logger) {
 	if a.cfg.CompactTarget > 0 {
 		tmp := filepath.Join(a.cfg.DataDir, "tmp")
 		if err := os.MkdirAll(tmp, 0o700); err != nil {
@@ -27,7 +27,7 @@ func (a *Appliance) startHousekeeping(dest warehouse.Destination, enc warehouse.
 			TargetBytes: int64(a.cfg.CompactTarget),
 			After:       a.cfg.CompactAfter,
 			TempDir:     tmp,
-			Encode:      enc,
+			Encode:      a.sink.Encode(), // the sink's codec, whose encoders outlive every file
 			Log:         log.With("task", "compaction"),
 		}
 		a.background.Go(func() {

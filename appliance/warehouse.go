@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"runtime"
 	"time"
 
 	"github.com/causality-io/causality/appliance/bus"
@@ -71,8 +70,7 @@ func (a *Appliance) startWarehouse(ctx context.Context) error {
 		FlushMaxEvents:   a.cfg.FlushMaxEvents,
 		FlushMaxBytes:    int64(a.cfg.FlushMaxBytes),
 		HeaderReceivedAt: bus.HeaderReceivedAt,
-		// One codec for the sink and the compactor, so its encoders outlive every file.
-		Encode: warehouse.EncodeOptions{CreatedBy: "causality", Compression: warehouse.NewZstdCodec(runtime.GOMAXPROCS(0))},
+		Encode:           warehouse.EncodeOptions{CreatedBy: "causality"},
 	}
 	cons, err := a.bus.EnsureConsumer(ctx, warehouse.ConsumerConfig(bus.WarehouseConsumer, opts))
 	if err != nil {
@@ -94,7 +92,7 @@ func (a *Appliance) startWarehouse(ctx context.Context) error {
 		}
 	}()
 
-	a.startHousekeeping(dest, opts.Encode, m, log)
+	a.startHousekeeping(dest, m, log)
 	return nil
 }
 

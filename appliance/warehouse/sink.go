@@ -200,6 +200,7 @@ func NewSink(cons jetstream.Consumer, nc *nats.Conn, dest Destination, stream st
 		opts.HeaderReceivedAt = "Causality-Received-Ms"
 	}
 	if opts.Encode.Compression == nil {
+		// The sink writes files all day: its codec must keep its encoders (see ZstdCodec).
 		opts.Encode.Compression = NewZstdCodec(runtime.GOMAXPROCS(0))
 	}
 	runCtx, cancelRun := context.WithCancel(context.Background())
@@ -256,6 +257,9 @@ func (s *Sink) Status() Status {
 // Ledger exposes the intents for compaction, which must leave the files
 // they name alone.
 func (s *Sink) Ledger() *ledger { return s.ledger }
+
+// Encode is how the sink encodes files, codec included, for the compactor to share.
+func (s *Sink) Encode() EncodeOptions { return s.opts.Encode }
 
 // Run consumes until ctx ends or Stop is called, then flushes every open
 // batch and returns. Events of a flush that cannot finish in time stay
