@@ -1,6 +1,7 @@
 package event
 
 import (
+	"cmp"
 	"encoding/base64"
 	"errors"
 	"math"
@@ -102,9 +103,9 @@ func appendMap(b []byte, mp protoreflect.Map, fd protoreflect.FieldDescriptor) (
 	case protoreflect.StringKind:
 		slices.SortFunc(entries, func(x, y mapEntry) int { return strings.Compare(x.k.String(), y.k.String()) })
 	case protoreflect.Uint32Kind, protoreflect.Uint64Kind, protoreflect.Fixed32Kind, protoreflect.Fixed64Kind:
-		slices.SortFunc(entries, func(x, y mapEntry) int { return cmpOrdered(x.k.Uint(), y.k.Uint()) })
+		slices.SortFunc(entries, func(x, y mapEntry) int { return cmp.Compare(x.k.Uint(), y.k.Uint()) })
 	default:
-		slices.SortFunc(entries, func(x, y mapEntry) int { return cmpOrdered(x.k.Int(), y.k.Int()) })
+		slices.SortFunc(entries, func(x, y mapEntry) int { return cmp.Compare(x.k.Int(), y.k.Int()) })
 	}
 	b = append(b, '{')
 	vd := fd.MapValue()
@@ -198,14 +199,4 @@ func cmpBool(x, y bool) int {
 		return -1
 	}
 	return 1
-}
-
-func cmpOrdered[T int64 | uint64](x, y T) int {
-	switch {
-	case x < y:
-		return -1
-	case x > y:
-		return 1
-	}
-	return 0
 }
