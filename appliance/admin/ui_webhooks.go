@@ -328,6 +328,10 @@ func (u *UI) webhookShow(w http.ResponseWriter, r *http.Request) {
 // webhookDeliveries is the delivery log alone for htmx's refresh; a browser without it
 // gets the whole page.
 func (u *UI) webhookDeliveries(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("HX-Request") == "" {
+		u.webhookShow(w, r)
+		return
+	}
 	wh, ok := u.webhookByPath(w, r)
 	if !ok {
 		return
@@ -336,11 +340,7 @@ func (u *UI) webhookDeliveries(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if r.Header.Get("HX-Request") != "" {
-		u.render(w, r, http.StatusOK, web.DeliveryLogFragment(v.Log))
-		return
-	}
-	u.render(w, r, http.StatusOK, web.WebhookPage(u.page(r, "Webhook "+wh.Name, web.NavWebhooks), v))
+	u.render(w, r, http.StatusOK, web.DeliveryLogFragment(v.Log))
 }
 
 func (u *UI) webhookUpdate(w http.ResponseWriter, r *http.Request) {
