@@ -63,6 +63,7 @@ func startReaders(ctx context.Context, b *bus.Bus, n int) (*readers, error) {
 					// Missed heartbeats and the like, when the machine is saturated: the
 					// iterator goes on, as the appliance's consumers do.
 					r.hiccups.Add(1)
+					time.Sleep(10 * time.Millisecond) // no busy loop if the error persists
 					continue
 				}
 				if err := m.Ack(); err != nil {

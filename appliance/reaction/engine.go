@@ -310,7 +310,7 @@ func (e *Engine) loadConfig(ctx context.Context) error {
 // handle evaluates one event. An event that matched nothing is acknowledged at once; one
 // with records waits for their commit.
 func (e *Engine) handle(msg jetstream.Msg) {
-	if len(e.rules.rules) == 0 && len(e.rules.detectors) == 0 {
+	if e.rules.empty() {
 		// Nothing is enabled, so nothing can match: skip decoding, most of the cost of an
 		// event. A fresh install, or one used only for its lake, pays only for the ack.
 		e.m.Events.Inc()

@@ -201,6 +201,9 @@ func (rs *ruleSet) forKind(category, typ string) *kindMatch {
 	return m
 }
 
+// empty reports whether nothing is enabled, so that no event can match.
+func (rs *ruleSet) empty() bool { return len(rs.rules) == 0 && len(rs.detectors) == 0 }
+
 func (rs *ruleSet) String() string {
 	return fmt.Sprintf("%d rules, %d detectors", len(rs.rules), len(rs.detectors))
 }
