@@ -148,7 +148,9 @@ func TestBasicAuthBudgetSpentOnlyByFailures(t *testing.T) {
 
 // Once the budget refills, the admin gets in again.
 func TestBasicAuthBudgetRefills(t *testing.T) {
-	const every = 20 * time.Millisecond
+	// Slow enough that no token comes back while the ten guesses run on a loaded machine
+	// with the race detector (at 20 ms one did, and the right password got through early).
+	const every = 250 * time.Millisecond
 	a := &basicAuth{passwords: &Passwords{hash: cheapHash("right")}, failures: rate.NewLimiter(rate.Every(every), 10)}
 	g := newGuarded(a)
 	for range 10 {
